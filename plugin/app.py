@@ -1,0 +1,64 @@
+"""The Flask application factory: a short list of ``configure_*`` steps."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from plugin import settings
+from plugin.db import Database
+from plugin.launches.crypto import TokenCipher
+from plugin.logging_setup import configure_logging
+from plugin.registry import load_registry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    """Create the ITB Dose Check app (web views, CDS Hooks, JSON API) from ``ITB_*`` settings."""
+    import os
+
+    app = Flask(
+        __name__,
+        instance_path=instance_path or os.environ.get("ITB_INSTANCE_PATH") or None,
+        instance_relative_config=True,
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
+    settings.configure(app, test_config)
+    configure_logging(str(app.config["LOG_LEVEL"]))
+    configure_database(app)
+    configure_security(app)
+    configure_views(app)
+    return app
+
+
+def configure_database(app: Flask) -> None:
+    """Open the database and, outside production, bring its schema up to date."""
+    db = Database(str(app.config["DATABASE_URL"]))
+    app.extensions["itb.db"] = db
+    if app.config["AUTO_MIGRATE"]:
+        from plugin.migrations_runner import upgrade
+
+        upgrade(db.url)
+
+
+def configure_security(app: Flask) -> None:
+    """Load the EHR allow-list, the token cipher and the signing keys."""
+    from plugin.keys_store import load_or_create_keys
+
+    app.extensions["itb.registry"] = load_registry(app.config.get("EHR_REGISTRY"))
+    app.extensions["itb.cipher"] = TokenCipher(str(app.config["SECRET_KEY"]))
+    app.extensions["itb.keys"] = load_or_create_keys(app)
+
+
+def configure_views(app: Flask) -> None:
+    """Register blueprints and response headers."""
+    from plugin.web import headers, health, launch, patient
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(launch.bp)
+    app.register_blueprint(patient.bp)
+    headers.init_app(app)

@@ -1,0 +1,76 @@
+"""``itb demo``: the app and the sandbox EHR on loopback, wired to each other, for a first look.
+
+The two run on their own ports and talk over HTTP only, exactly as the app would talk to Epic.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import click
+
+SANDBOX_CLIENTS = {
+    # tenant -> (client_id, client authentication, secret) as registered in config/sandbox/clients.toml
+    "full": ("itb-jwt", "private_key_jwt", None),
+    "epic-like": ("itb-secret", "client_secret_basic", "sandbox-secret-change-me"),
+}
+
+
+def demo_registry(sandbox_url: str) -> list[dict[str, Any]]:
+    """Return EHR registry entries for the sandbox's tenants."""
+    entries = []
+    for tenant, (client_id, auth, secret) in SANDBOX_CLIENTS.items():
+        entry: dict[str, Any] = {
+            "name": f"ITB sandbox ({tenant})",
+            "iss": f"{sandbox_url}/{tenant}/fhir",
+            "client_id": client_id,
+            "auth": auth,
+            "frame_ancestors": [sandbox_url],
+            "roles": {"Practitioner/pharmacist-1": "pharmacist", "Practitioner/auditor-1": "auditor"},
+        }
+        if secret:
+            entry["client_secret"] = secret
+        entries.append(entry)
+    return entries
+
+
+def start_demo(host: str, port: int, sandbox_port: int, app_overrides: dict[str, Any] | None = None,
+               sandbox_overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """Start the sandbox and the app in background threads; return both server handles."""
+    from plugin.app import create_app
+    from smart_launch.sandbox import create_sandbox_app
+    from smart_launch.sandbox.config import SandboxConfig
+    from smart_launch.sandbox.server import serve_in_thread
+
+    app_url = f"http://{host}:{port}"
+    sandbox_url = f"http://{host}:{sandbox_port}"
+    sandbox = create_sandbox_app(
+        SandboxConfig.for_app(app_url, public_url=sandbox_url, **(sandbox_overrides or {}))
+    )
+    app = create_app({"EHR_REGISTRY": demo_registry(sandbox_url), **(app_overrides or {})})
+    sandbox_server = serve_in_thread(sandbox, host, sandbox_port)
+    app_server = serve_in_thread(app, host, port)
+    app.extensions["itb.demo_urls"] = (app_url, sandbox_url)
+    return app_server, sandbox_server
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="The app's port; the sandbox takes the next.")
+def demo(host: str, port: int) -> None:
+    """Start the app and the sandbox EHR with its synthetic patients; print the launch page URL."""
+    app_server, sandbox_server = start_demo(host, port, port + 1)
+    click.echo(f"ITB Dose Check app:  http://{host}:{port}")
+    click.echo(f"Sandbox EHR:         http://{host}:{port + 1}/")
+    click.echo(f"Open the sandbox launch page and pick a patient: http://{host}:{port + 1}/")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app_server.shutdown()
+        sandbox_server.shutdown()

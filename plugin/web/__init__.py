@@ -1,0 +1,1 @@
+"""Web views: health checks, the SMART launch endpoints, and the pages a clinician sees."""

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install everything the app and its tests need into .venv (idempotent; fast when already done).
+# Usage: scripts/install.sh [--test]   (--test also installs the test extras and Debian's Chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=".venv/.itb-installed-$(sha256sum pyproject.toml | cut -c1-16)-$want_test"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  if [ "$want_test" = 1 ]; then
+    .venv/bin/python -m pip install -q -e '.[test,dev]'
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
+  touch "$stamp"
+fi
+
+if [ "$want_test" = 1 ] && ! command -v chromedriver >/dev/null 2>&1; then
+  # Browser tests drive Debian's Chromium; a test tool's own browser download cannot work here.
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "note: chromium/chromium-driver missing and not root; browser tests will be skipped" >&2
+  fi
+fi

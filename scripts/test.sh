@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Quick start, command 2: install everything, start the real servers the suite needs (HAPI FHIR JPA from
+# Maven Central, a throwaway PostgreSQL), run the whole test suite, then the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh --test
+
+export ITB_RUN_DIR="${ITB_RUN_DIR:-$(mktemp -d /tmp/itb-run.XXXXXX)}"
+mkdir -p tests/artifacts
+cleanup() { scripts/services.sh down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+if [ "${ITB_SKIP_SERVICES:-0}" != 1 ]; then
+  scripts/services.sh up
+  export ITB_TEST_FHIR_BASE="$(cat "$ITB_RUN_DIR/hapi.url")"
+  export ITB_TEST_DATABASE_URL="${ITB_TEST_DATABASE_URL:-$(cat "$ITB_RUN_DIR/postgres.url")}"
+fi
+
+echo "== versions: $(.venv/bin/python --version), $(java -version 2>&1 | head -1)"
+command -v chromium >/dev/null && echo "== browser: $(chromium --version 2>/dev/null)"
+
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
+
+if [ "${ITB_SKIP_BENCHMARKS:-0}" != 1 ]; then
+  echo "== benchmarks"
+  for bench in tests/benchmarks/bench_*.py; do
+    [ -f "$bench" ] && .venv/bin/python "$bench"
+  done
+fi
