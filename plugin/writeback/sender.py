@@ -1,0 +1,309 @@
+"""File queued resources in the EHR: claim a row with a lease, send it idempotently, read it back.
+
+Idempotency: every resource carries its write id (identifier, or meta.tag for Provenance). A create is
+conditional (``If-None-Exist``) when the CapabilityStatement says so; otherwise, and on every retry, the
+row is first looked up by its write id, so a timeout after the server stored the note makes no duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+
+from plugin.db import Database
+from plugin.writeback.capability import supports_conditional_create
+from plugin.writeback.errors import WriteBackInputError
+from plugin.writeback.leases import claim, due_ids, finish, resolved_payload
+from plugin.writeback.models import OutboxItem, OutboxStatus
+from plugin.writeback.outbox import NEEDS_LAUNCH_MESSAGE, is_about_patient
+from plugin.writeback.readback import dropped_paths
+from plugin.writeback.resources import validate_resource, write_id_of, write_key
+from smart_launch.fhir_client import FhirAuthError, FhirClient, FhirConflict, FhirError
+
+log = logging.getLogger(__name__)
+S = OutboxStatus
+# Returns the client for a row's launch (it owns the client's lifetime: run_once never closes it);
+# raising (e.g. LaunchExpired) parks the row until a new launch adopts it.
+ClientFactory = Callable[[OutboxItem], FhirClient]
+NEEDS_LAUNCH_RECHECK = timedelta(minutes=15)  # an offline_access refresh may still work later
+MAX_BACKOFF = timedelta(hours=1)
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What one ``run_once`` did (counts of rows)."""
+
+    claimed: int = 0
+    sent: int = 0
+    confirmed: int = 0
+    retry_later: int = 0
+    failed: int = 0
+    waiting_for_launch: int = 0
+
+
+class _Retry(Exception):
+    """A retryable problem: try again after the backoff."""
+
+
+def backoff(attempts: int) -> timedelta:
+    """Return the wait before the next attempt: 30 s, 1 min, 2 min, ... at most an hour."""
+    return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def _one_line(text: str) -> str:
+    """Return text fit for ``last_error``: one line, bounded."""
+    return " ".join(text.split())[:480]
+
+
+def find_existing(client: FhirClient, resource_type: str, write_id: str) -> str | None:
+    """Return the server id of the resource carrying this write id, or None."""
+    name, value = write_key(resource_type, write_id)
+    for found in client.search(resource_type, {name: value}):
+        # Check the match ourselves: a server that ignores an unknown parameter returns everything.
+        if found.get("resourceType") == resource_type and write_id_of(found) == write_id and found.get("id"):
+            return str(found["id"])
+    return None
+
+
+def _conditional(client: FhirClient, resource_type: str) -> bool:
+    """Whether the server honours If-None-Exist for this type (False when metadata is unavailable)."""
+    try:
+        return supports_conditional_create(client.capabilities(), resource_type)
+    except FhirError:
+        return False
+
+
+def _send(client: FhirClient, item: OutboxItem, resource: dict[str, Any]) -> str:
+    """Create the resource unless it already exists; return its server id."""
+    conditional = _conditional(client, item.resource_type)
+    if item.attempts > 1 or not conditional:
+        try:
+            existing = find_existing(client, item.resource_type, item.id)
+        except FhirError as exc:
+            if exc.retryable or isinstance(exc, FhirAuthError):
+                raise
+            if item.attempts > 1:
+                # An earlier attempt may have stored it and we cannot tell: a person must look first.
+                raise FhirError(
+                    exc.status,
+                    "could not check whether an earlier attempt already filed this (the EHR cannot search "
+                    f"by identifier); look in the chart, then retry if it is missing: {exc.safe_message}",
+                ) from None
+            existing = None  # first attempt ever: nothing can exist yet, a plain create is safe
+        if existing:
+            return existing
+    name, value = write_key(item.resource_type, item.id)
+    try:
+        result = client.create(resource, if_none_exist=f"{name}={value}" if conditional else None)
+    except FhirConflict:
+        # 412 on a conditional create: several copies already carry our write id. Keep the first.
+        existing = find_existing(client, item.resource_type, item.id)
+        if existing:
+            return existing
+        raise
+    server_id = result.resource_id or find_existing(client, item.resource_type, item.id)
+    if not server_id:
+        raise _Retry("the EHR did not say where it stored the resource")
+    return server_id
+
+
+def _process(
+    db: Database, item: OutboxItem, client: FhirClient, *, owner: str, now: datetime, report: RunReport
+) -> None:
+    """Send (or read back) one claimed row and record the outcome."""
+    attempts = item.attempts
+    try:
+        if item.status != S.SENT:
+            attempts += 1
+            item.attempts = attempts
+            resource = resolved_payload(db, item)
+            if resource is None:  # a dependency lost its server id meanwhile: wait for it again
+                finish(db, item, owner=owner, now=now, status=S.PENDING.value, next_attempt_at=None)
+                return
+            if not is_about_patient(resource, item.patient_id, item.iss):
+                finish(
+                    db,
+                    item,
+                    owner=owner,
+                    now=now,
+                    status=S.FAILED.value,
+                    next_attempt_at=None,
+                    last_error="not sent: the resource is about another patient than its launch",
+                )
+                report.failed += 1
+                return
+            resource = validate_resource(resource)
+            finish(
+                db,
+                item,
+                owner=owner,
+                now=now,
+                keep_lease=True,
+                status=S.SENDING.value,
+                attempts=attempts,
+            )
+            item.server_id = _send(client, item, resource)
+            finish(
+                db,
+                item,
+                owner=owner,
+                now=now,
+                status=S.SENT.value,
+                server_id=item.server_id,
+                keep_lease=True,
+                needs_launch=False,
+                last_error=None,
+            )
+            report.sent += 1
+            item.status, item.payload = S.SENT.value, json.dumps(resource)
+        returned = client.read(item.resource_type, str(item.server_id))
+        dropped = dropped_paths(resolved_payload(db, item) or item.resource, returned)
+        finish(
+            db,
+            item,
+            owner=owner,
+            now=now,
+            status=S.CONFIRMED.value,
+            next_attempt_at=None,
+            dropped_fields=json.dumps(dropped),
+            last_error=None,
+        )
+        report.confirmed += 1
+        log.info(
+            "outbox item %s (%s) confirmed, %d field(s) dropped", item.id, item.resource_type, len(dropped)
+        )
+    except FhirAuthError as exc:
+        if exc.status == 401:  # FhirClient already tried its one refresh: wait for a new launch
+            # Not an attempt the EHR refused: give back the one counted for this send, if any.
+            uncounted = attempts - 1 if item.status != S.SENT else attempts
+            _wait_for_launch(db, item, owner=owner, now=now, attempts=uncounted)
+            report.waiting_for_launch += 1
+        else:
+            _fail_or_park(db, item, exc.safe_message, owner=owner, now=now, report=report)
+    except FhirError as exc:
+        if exc.retryable:
+            _retry_later(db, item, exc.safe_message, owner=owner, now=now, attempts=attempts, report=report)
+        else:
+            _fail_or_park(db, item, exc.safe_message, owner=owner, now=now, report=report)
+    except (_Retry, requests.RequestException) as exc:
+        _retry_later(
+            db, item, str(exc) or type(exc).__name__, owner=owner, now=now, attempts=attempts, report=report
+        )
+    except WriteBackInputError as exc:
+        finish(
+            db,
+            item,
+            owner=owner,
+            now=now,
+            status=S.FAILED.value,
+            next_attempt_at=None,
+            last_error=_one_line(f"not sent: {exc}"),
+        )
+        report.failed += 1
+
+
+def _wait_for_launch(db: Database, item: OutboxItem, *, owner: str, now: datetime, attempts: int) -> None:
+    """Keep the row pending without burning an attempt until a launch brings a valid token."""
+    status = S.SENT.value if item.status == S.SENT else S.PENDING.value
+    finish(
+        db,
+        item,
+        owner=owner,
+        now=now,
+        status=status,
+        attempts=max(attempts, 0),
+        needs_launch=True,
+        next_attempt_at=now + NEEDS_LAUNCH_RECHECK,
+        last_error=NEEDS_LAUNCH_MESSAGE,
+    )
+
+
+def _retry_later(
+    db: Database,
+    item: OutboxItem,
+    reason: str,
+    *,
+    owner: str,
+    now: datetime,
+    attempts: int,
+    report: RunReport,
+) -> None:
+    """Schedule another attempt after the backoff (5xx, timeout, network)."""
+    status = S.SENT.value if item.status == S.SENT else S.PENDING.value
+    finish(
+        db,
+        item,
+        owner=owner,
+        now=now,
+        status=status,
+        next_attempt_at=now + backoff(attempts),
+        last_error=_one_line(reason),
+    )
+    report.retry_later += 1
+    log.warning("outbox item %s (%s) will be retried: attempt %d", item.id, item.resource_type, attempts)
+
+
+def _fail_or_park(
+    db: Database, item: OutboxItem, reason: str, *, owner: str, now: datetime, report: RunReport
+) -> None:
+    """Mark a refused create failed; a refused read-back leaves the row sent (it was stored)."""
+    if item.status == S.SENT:
+        finish(
+            db,
+            item,
+            owner=owner,
+            now=now,
+            next_attempt_at=None,
+            last_error=_one_line(f"stored, but could not be read back: {reason}"),
+        )
+        return
+    finish(
+        db,
+        item,
+        owner=owner,
+        now=now,
+        status=S.FAILED.value,
+        next_attempt_at=None,
+        last_error=_one_line(reason),
+    )
+    report.failed += 1
+    log.warning("outbox item %s (%s) refused by the EHR", item.id, item.resource_type)
+
+
+def run_once(
+    db: Database, client_factory: ClientFactory, *, now: datetime, owner: str, limit: int = 20
+) -> RunReport:
+    """Claim and send due rows (at most ``limit``); rows armed on the way are sent in the same run."""
+    report = RunReport()
+    clients: dict[str, FhirClient | None] = {}
+    while report.claimed < limit:
+        progressed = False
+        for item_id in due_ids(db, now, limit - report.claimed):
+            item = claim(db, item_id, owner=owner, now=now)
+            if item is None:
+                continue
+            progressed = True
+            report.claimed += 1
+            if item.launch_id not in clients:
+                try:
+                    clients[item.launch_id] = client_factory(item)
+                except Exception:  # e.g. LaunchExpired: there is no token to act with
+                    log.info("no EHR client for outbox item %s: waiting for a launch", item.id)
+                    clients[item.launch_id] = None
+            client = clients[item.launch_id]
+            if client is None:
+                _wait_for_launch(db, item, owner=owner, now=now, attempts=item.attempts)
+                report.waiting_for_launch += 1
+            else:
+                _process(db, item, client, owner=owner, now=now, report=report)
+            if report.claimed >= limit:
+                break
+        if not progressed:
+            break
+    return report
