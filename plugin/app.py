@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None, instance_path: str | N
     configure_database(app)
     configure_security(app)
     configure_views(app)
+    configure_writeback(app)
     return app
 
 
@@ -56,9 +57,22 @@ def configure_security(app: Flask) -> None:
 
 def configure_views(app: Flask) -> None:
     """Register blueprints and response headers."""
-    from plugin.web import headers, health, launch, patient
+    from plugin.web import clinician, headers, health, launch, notes
 
     app.register_blueprint(health.bp)
     app.register_blueprint(launch.bp)
-    app.register_blueprint(patient.bp)
+    app.register_blueprint(clinician.bp)
+    app.register_blueprint(notes.bp)
     headers.init_app(app)
+
+
+def configure_writeback(app: Flask) -> None:
+    """Tell the outbox how to reach the EHR for a queued row: through that row's launch."""
+    from plugin.launches.service import fhir_client_for_launch
+    from plugin.writeback.models import OutboxItem
+
+    def client_for_item(item: OutboxItem) -> object:
+        with app.app_context():
+            return fhir_client_for_launch(item.launch_id)
+
+    app.extensions["itb.client_factory"] = client_for_item

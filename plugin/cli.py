@@ -37,7 +37,7 @@ def _register_optional_commands() -> None:
     cli.add_command(check)
     cli.add_command(demo)
     try:
-        from plugin.writeback.cli import outbox
+        from plugin.writeback.cli import outbox_cli as outbox
     except ImportError:  # pragma: no cover - the write-back package lands separately
         return
     cli.add_command(outbox)

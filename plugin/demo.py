@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -36,9 +37,31 @@ def demo_registry(sandbox_url: str) -> list[dict[str, Any]]:
     return entries
 
 
-def start_demo(host: str, port: int, sandbox_port: int, app_overrides: dict[str, Any] | None = None,
-               sandbox_overrides: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    """Start the sandbox and the app in background threads; return both server handles."""
+@dataclass
+class DemoServers:
+    """The running app and sandbox: their URLs, the app object, and a way to stop both."""
+
+    app: Any
+    app_server: Any
+    sandbox_server: Any
+    app_url: str
+    sandbox_url: str
+
+    def shutdown(self) -> None:
+        """Stop both servers."""
+        self.app_server.shutdown()
+        self.sandbox_server.shutdown()
+
+
+def start_demo(
+    host: str,
+    port: int,
+    sandbox_port: int,
+    app_overrides: dict[str, Any] | None = None,
+    sandbox_overrides: dict[str, Any] | None = None,
+    instance_path: str | None = None,
+) -> DemoServers:
+    """Start the sandbox and the app in background threads."""
     from plugin.app import create_app
     from smart_launch.sandbox import create_sandbox_app
     from smart_launch.sandbox.config import SandboxConfig
@@ -49,11 +72,10 @@ def start_demo(host: str, port: int, sandbox_port: int, app_overrides: dict[str,
     sandbox = create_sandbox_app(
         SandboxConfig.for_app(app_url, public_url=sandbox_url, **(sandbox_overrides or {}))
     )
-    app = create_app({"EHR_REGISTRY": demo_registry(sandbox_url), **(app_overrides or {})})
+    app = create_app({"EHR_REGISTRY": demo_registry(sandbox_url), **(app_overrides or {})}, instance_path=instance_path)
     sandbox_server = serve_in_thread(sandbox, host, sandbox_port)
     app_server = serve_in_thread(app, host, port)
-    app.extensions["itb.demo_urls"] = (app_url, sandbox_url)
-    return app_server, sandbox_server
+    return DemoServers(app, app_server, sandbox_server, app_url, sandbox_url)
 
 
 @click.command("demo")
@@ -61,7 +83,7 @@ def start_demo(host: str, port: int, sandbox_port: int, app_overrides: dict[str,
 @click.option("--port", default=8000, show_default=True, type=int, help="The app's port; the sandbox takes the next.")
 def demo(host: str, port: int) -> None:
     """Start the app and the sandbox EHR with its synthetic patients; print the launch page URL."""
-    app_server, sandbox_server = start_demo(host, port, port + 1)
+    servers = start_demo(host, port, port + 1)
     click.echo(f"ITB Dose Check app:  http://{host}:{port}")
     click.echo(f"Sandbox EHR:         http://{host}:{port + 1}/")
     click.echo(f"Open the sandbox launch page and pick a patient: http://{host}:{port + 1}/")
@@ -72,5 +94,4 @@ def demo(host: str, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        app_server.shutdown()
-        sandbox_server.shutdown()
+        servers.shutdown()

@@ -1,3 +1,5 @@
 """Import every model module so ``Base.metadata`` knows all tables (Alembic, tests)."""
 
 from plugin.launches import models as launch_models  # noqa: F401
+from plugin.writeback import models as writeback_models  # noqa: F401
+from plugin.clinician import models as clinician_models  # noqa: F401

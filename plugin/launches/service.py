@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from plugin.launches.crypto import TokenCipher, sha256_hex
 from plugin.launches.models import Launch, PendingLaunch
 from plugin.launches.smart import client_registration, discovery_for, requested_scope
 from plugin.registry import EhrEntry, Registry
+from plugin.writeback.outbox import adopt_after_launch
 from smart_launch.context import LaunchContext, launch_context_from
 from smart_launch.fhir_client import FhirClient
 from smart_launch.id_token import fhir_user_reference, validate_id_token
@@ -188,6 +190,10 @@ def finish_launch(state: str | None, code: str | None, error: str | None, now: d
     )
     with get_db().session() as session:
         session.add(launch)
+        # Notes this user left unfiled for this patient (an expired session) ride on the new launch.
+        adopt_after_launch(
+            session, launch_id=launch.id, iss=entry.iss, patient_id=context.patient, fhir_user=fhir_user, now=now
+        )
     log.info("launch completed", extra={"event": "launch.complete", "ehr": entry.name, "launch_id": launch.id})
     return handle
 
@@ -322,12 +328,30 @@ def _refresh(launch_id: str, seen_version: int) -> str:
     return fresh.access_token
 
 
-_clients: dict[str, FhirClient] = {}
+# One client per launch and process: its HTTP sessions and worker pool are reused by every request of
+# the launch (the live check, the outbox). Evicted clients are closed.
+_clients: OrderedDict[str, FhirClient] = OrderedDict()
 _clients_lock = threading.Lock()
+_MAX_CLIENTS = 128
 
 
 def fhir_client_for_launch(launch_id: str) -> FhirClient:
-    """Return a FHIR client for a launch's EHR that always sends the launch's current token."""
+    """Return the FHIR client of a launch's EHR; it always sends the launch's current token."""
+    with _clients_lock:
+        client = _clients.get(launch_id)
+        if client is not None:
+            _clients.move_to_end(launch_id)
+            return client
+    client = _new_client(launch_id)
+    with _clients_lock:
+        _clients[launch_id] = client
+        while len(_clients) > _MAX_CLIENTS:
+            _clients.popitem(last=False)[1].close()
+    return client
+
+
+def _new_client(launch_id: str) -> FhirClient:
+    """Build a FHIR client whose token comes from (and is refreshed in) the launch row."""
     launch, _ = _read_tokens(launch_id)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 

@@ -56,7 +56,7 @@ def callback() -> ResponseReturnValue:
         log.warning("token exchange failed", extra={"event": "launch.token_failed"})
         return error_page(f"The EHR did not complete the sign-in: {error.safe_message}", 502)
     # A 303 to the launch's own page: from here on, the handle in the path is the launch.
-    return redirect(url_for("patient.home", handle=handle), code=303)
+    return redirect(url_for("clinician.home", handle=handle), code=303)
 
 
 @bp.get("/.well-known/jwks.json")

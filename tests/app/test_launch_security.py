@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 
 from plugin.launches.models import Launch
 from plugin.launches.smart import forget_discovery
-from tests.conftest import SANDBOX_ISS
 
 AUTHORIZE = "https://ehr.example.org/oauth/authorize"
 TOKEN = "https://ehr.example.org/oauth/token"
+SANDBOX_ISS = "https://ehr.example.org/fhir"  # registered by tests/conftest.py
 
 
 @pytest.fixture(autouse=True)

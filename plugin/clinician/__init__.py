@@ -1,0 +1,1 @@
+"""The clinician's workflow around one launch: the chart picture, proposals, checks, notes."""

@@ -1,0 +1,65 @@
+"""Blueprints scoped to one launch: every URL starts with ``/l/<handle>``, the launch's opaque handle.
+
+The handle in the path *is* the launch (ADR 0001), so two tabs with two patients never share state,
+and no cookie is needed inside an EHR iframe.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from plugin.launches.models import Launch
+from plugin.launches.service import LaunchExpired, launch_for_handle
+from plugin.web.launch import error_page
+from smart_launch.fhir_client import FhirError
+
+log = logging.getLogger(__name__)
+
+
+def current_launch() -> Launch:
+    """Return the launch of the current request (raises LaunchExpired)."""
+    launch = getattr(g, "launch", None)
+    if launch is None:
+        launch = g.launch = launch_for_handle(g.handle)
+    return launch
+
+
+def _wants_json() -> bool:
+    return "/api/" in request.path
+
+
+def _pop_handle(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    g.handle = (values or {}).pop("handle", "")
+
+
+def _keep_handle(_endpoint: str, values: dict[str, Any]) -> None:
+    if "handle" not in values and getattr(g, "handle", None):
+        values["handle"] = g.handle
+
+
+def _expired(error: LaunchExpired) -> ResponseReturnValue:
+    if _wants_json():
+        return jsonify(error=error.safe_message), 401
+    return error_page(error.safe_message, 401)
+
+
+def _ehr_error(error: FhirError) -> ResponseReturnValue:
+    log.warning("EHR request failed", extra={"event": "ehr.request_failed", "status": error.status})
+    message = f"The EHR did not answer as expected: {error.safe_message}"
+    if _wants_json():
+        return jsonify(error=message), 502
+    return error_page(message, 502)
+
+
+def launch_blueprint(name: str, import_name: str) -> Blueprint:
+    """Return a blueprint under ``/l/<handle>`` that resolves the handle and handles launch errors."""
+    bp = Blueprint(name, import_name, url_prefix="/l/<handle>")
+    bp.url_value_preprocessor(_pop_handle)
+    bp.url_defaults(_keep_handle)
+    bp.register_error_handler(LaunchExpired, _expired)
+    bp.register_error_handler(FhirError, _ehr_error)
+    return bp
