@@ -1,0 +1,154 @@
+"""Load one patient's Chart from a FHIR server in ONE parallel round of date-bounded searches.
+
+The searches are chosen from the server's CapabilityStatement: MedicationStatement and
+DeviceUseStatement are searched only when offered (Epic and Oracle Health offer no R4
+MedicationStatement, standards.md §4.1). When the CapabilityStatement cannot be read they are still
+tried, but their failure is then only a data gap.
+
+A failed Patient or medication search raises its ``FhirError`` (the check cannot run without them);
+any other failed search becomes a data gap in plain words. Two lessons from a previous attempt:
+
+- pump Observations are searched by code with no date bound (they were lost outside the 24-month
+  score window); Procedures are not date-bounded either: the implant may be years old and decides
+  the phase.
+- the newest eGFR: ``_sort=-date&_count=1`` with ``max_pages=1`` failed as soon as the server sent a
+  ``next`` link, and ``FhirClient.search`` still raises when ``max_pages`` is exceeded (it never
+  truncates silently, which is right for medications). So eGFR is searched over a bounded window
+  (``date=ge`` now - 24 months, sorted newest first, all pages) and the newest is picked locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from plugin.domain.chart import Chart
+from plugin.domain.codes import CodeSets
+from plugin.domain.loader.build import chart_from_entries, utc_now
+from plugin.domain.loader.fhir import as_list, as_map
+from smart_launch.fhir_client import FhirClient, FhirError, Search
+
+SCORE_WINDOW_MONTHS = 24
+EGFR_WINDOW_MONTHS = 24
+VITALS_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """One search of the round: whether its failure stops the check, and what a gap would say."""
+
+    search: Search
+    required: bool
+    what: str
+
+
+def offered_types(capabilities: dict[str, Any]) -> frozenset[str]:
+    """Return the resource types a CapabilityStatement's server REST entries offer."""
+    types: set[str] = set()
+    for rest in map(as_map, as_list(capabilities.get("rest"))):
+        if rest.get("mode", "server") != "server":
+            continue
+        types.update(t for r in as_list(rest.get("resource")) if isinstance(t := as_map(r).get("type"), str))
+    return frozenset(types)
+
+
+def months_back(now: datetime, months: int) -> datetime:
+    """Return the same day ``months`` calendar months before ``now`` (clamped to the month's end)."""
+    month_index = now.year * 12 + now.month - 1 - months
+    year, month = divmod(month_index, 12)
+    for day in range(now.day, 27, -1):
+        try:
+            return now.replace(year=year, month=month + 1, day=day)
+        except ValueError:
+            continue
+    return now.replace(year=year, month=month + 1, day=min(now.day, 28))
+
+
+def _token_list(codings: Any) -> str:
+    """Return ``system|code,system|code`` for a token search, sorted for stable URLs."""
+    return ",".join(sorted(f"{system}|{code}" for system, code in codings))
+
+
+def plan_searches(
+    patient_id: str, codes: CodeSets, now: datetime, offered: frozenset[str] | None
+) -> list[_Slot]:
+    """Return the searches of the round for one patient at ``now``."""
+    scores_since = months_back(now, SCORE_WINDOW_MONTHS).date().isoformat()
+    vitals_since = (now - VITALS_WINDOW).date().isoformat()
+    egfr_since = months_back(now, EGFR_WINDOW_MONTHS).date().isoformat()
+    known = offered is not None
+
+    def offers(resource_type: str) -> bool:
+        return offered is None or resource_type in offered
+
+    slots = [_Slot(Search("Patient", {"_id": patient_id}, max_pages=1), True, "the patient")]
+    if offers("MedicationStatement"):
+        params = {"patient": patient_id, "_include": "MedicationStatement:medication"}
+        slots.append(_Slot(Search("MedicationStatement", params), known, "medication statements"))
+    params = {"patient": patient_id, "_include": "MedicationRequest:medication"}
+    slots.append(_Slot(Search("MedicationRequest", params), True, "medication orders"))
+    slots += [
+        _Slot(
+            Search(
+                "Observation",
+                [("patient", patient_id), ("category", "survey"), ("date", f"ge{scores_since}")],
+            ),
+            False,
+            "spasticity scores",
+        ),
+        _Slot(
+            Search("Observation", {"patient": patient_id, "code": _token_list(codes.pump_observations)}),
+            False,
+            "pump values",
+        ),
+        _Slot(
+            Search(
+                "Observation",
+                [("patient", patient_id), ("category", "vital-signs"), ("date", f"ge{vitals_since}")],
+            ),
+            False,
+            "vital signs",
+        ),
+        _Slot(
+            Search(
+                "Observation",
+                [
+                    ("patient", patient_id),
+                    ("code", _token_list(codes.egfr)),
+                    ("date", f"ge{egfr_since}"),
+                    ("_sort", "-date"),
+                ],
+            ),
+            False,
+            "the latest eGFR",
+        ),
+        _Slot(Search("Condition", {"patient": patient_id}), False, "conditions"),
+        _Slot(Search("Device", {"patient": patient_id}), False, "devices"),
+    ]
+    if offers("DeviceUseStatement"):
+        slots.append(_Slot(Search("DeviceUseStatement", {"patient": patient_id}), False, "device use"))
+    slots.append(_Slot(Search("Procedure", {"patient": patient_id}), False, "procedures"))
+    return slots
+
+
+def load_chart(client: FhirClient, patient_id: str, *, codes: CodeSets, now: datetime) -> Chart:
+    """Read one patient's Chart with one parallel round of searches; raise FhirError if it cannot run."""
+    now = utc_now(now)
+    try:
+        offered: frozenset[str] | None = offered_types(client.capabilities())
+    except FhirError:
+        offered = None
+    slots = plan_searches(patient_id, codes, now, offered)
+    results = client.search_many([slot.search for slot in slots])
+    resources: list[tuple[str | None, Any]] = []
+    gaps: list[str] = []
+    for slot, result in zip(slots, results, strict=True):
+        if isinstance(result, BaseException):
+            if slot.required:
+                raise result
+            reason = result.safe_message if isinstance(result, FhirError) else "the request failed"
+            gaps.append(f"{slot.what} could not be read: {reason}")
+            continue
+        resources.extend((None, resource) for resource in result)
+    return chart_from_entries(resources, codes=codes, now=now, patient_id=patient_id, gaps=gaps)
