@@ -31,16 +31,13 @@ def db_upgrade() -> None:
 
 def _register_optional_commands() -> None:
     """Add the commands that live beside the code they drive."""
+    from plugin.audit.cli import audit
     from plugin.check_cli import check
     from plugin.demo import demo
+    from plugin.writeback.cli import outbox_cli
 
-    cli.add_command(check)
-    cli.add_command(demo)
-    try:
-        from plugin.writeback.cli import outbox_cli as outbox
-    except ImportError:  # pragma: no cover - the write-back package lands separately
-        return
-    cli.add_command(outbox)
+    for command in (audit, check, demo, outbox_cli):
+        cli.add_command(command)
 
 
 _register_optional_commands()

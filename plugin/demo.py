@@ -42,6 +42,7 @@ class DemoServers:
     """The running app and sandbox: their URLs, the app object, and a way to stop both."""
 
     app: Any
+    sandbox_app: Any
     app_server: Any
     sandbox_server: Any
     app_url: str
@@ -75,7 +76,7 @@ def start_demo(
     app = create_app({"EHR_REGISTRY": demo_registry(sandbox_url), **(app_overrides or {})}, instance_path=instance_path)
     sandbox_server = serve_in_thread(sandbox, host, sandbox_port)
     app_server = serve_in_thread(app, host, port)
-    return DemoServers(app, app_server, sandbox_server, app_url, sandbox_url)
+    return DemoServers(app, sandbox, app_server, sandbox_server, app_url, sandbox_url)
 
 
 @click.command("demo")

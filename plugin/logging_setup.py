@@ -1,7 +1,7 @@
 """JSON application logging that keeps secrets and PHI out.
 
 Two loggers matter: the application log (``itb`` and libraries; operational, never PHI) and the audit
-log (``plugin.audit``; kept in the database). Here every log record passes a scrubber that removes
+log (``itb.audit``; kept in the database, see ``plugin.audit``). Here every log record passes a scrubber that removes
 bearer tokens, OAuth parameters (code, state, tokens, verifiers) and launch handles from messages and
 URLs, because werkzeug's request log and libraries may print a callback URL verbatim.
 """

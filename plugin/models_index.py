@@ -3,3 +3,4 @@
 from plugin.launches import models as launch_models  # noqa: F401
 from plugin.writeback import models as writeback_models  # noqa: F401
 from plugin.clinician import models as clinician_models  # noqa: F401
+from plugin.audit import models as audit_models  # noqa: F401

@@ -21,6 +21,12 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+if [ "$want_test" = 1 ] && [ ! -f "$HOME/.cache/itb/npm/node_modules/axe-core/axe.min.js" ] && command -v npm >/dev/null 2>&1; then
+  # axe-core, for the accessibility check in the browser tests; kept in the cache, never in the repo.
+  npm install --silent --no-audit --no-fund --prefix "$HOME/.cache/itb/npm" axe-core@4 >/dev/null || \
+    echo "note: axe-core could not be installed; the accessibility test will be skipped" >&2
+fi
+
 if [ "$want_test" = 1 ] && ! command -v chromedriver >/dev/null 2>&1; then
   # Browser tests drive Debian's Chromium; a test tool's own browser download cannot work here.
   if [ "$(id -u)" = 0 ]; then

@@ -194,6 +194,9 @@ def finish_launch(state: str | None, code: str | None, error: str | None, now: d
         adopt_after_launch(
             session, launch_id=launch.id, iss=entry.iss, patient_id=context.patient, fhir_user=fhir_user, now=now
         )
+    from plugin.audit.app_events import audit
+
+    audit(launch, "launch.read-record", detail={"ehr": entry.name, "scope": launch.scope[:500]})
     log.info("launch completed", extra={"event": "launch.complete", "ehr": entry.name, "launch_id": launch.id})
     return handle
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from flask import current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from plugin.audit.app_events import audit
 from plugin.clinician.charts import chart_for_launch
 from plugin.clinician.models import DoseChangeRecord
 from plugin.clinician.proposal_form import ProposalForm
@@ -85,7 +86,7 @@ def preview() -> ResponseReturnValue:
         form=post.form,
         answers=post.answers,
         result=post.result,
-        note=render_note(note),
+        note=render_note(note, draft=True),
         submit_key=request.form.get("submit_key") or str(uuid.uuid4()),
         csrf_token=csrf_token(post.launch.id),
         override_reasons=override_reasons(),
@@ -117,8 +118,30 @@ def submit() -> ResponseReturnValue:
     except (SubmissionFormError, WriteBackInputError) as error:
         return render_page(post.form, status=422, form_error=str(error), answers=post.answers)
     log.info("dose change submitted", extra={"event": "dose_change.submitted", "verdict": post.result.verdict.value})
+    audit_submission(post.launch, record, post.result, post.answers)
     send_now()
+    audit_filing(post.launch, record)
     return redirect(url_for("notes.confirmation", change_id=record.id), code=303)
+
+
+def audit_submission(launch: Launch, record: DoseChangeRecord, result: CheckResult, answers: NoteAnswers) -> None:
+    """Record the check, the proposal and any override in the audit log."""
+    related = [f"DoseChange/{record.id}"]
+    audit(launch, "check.run", result=result, related=related)
+    audit(launch, "dose-change.propose", result=result, related=related)
+    if answers.override_reason:
+        audit(launch, "dose-change.override", result=result, related=related,
+              override_code=answers.override_reason, override_text=answers.override_comment)
+
+
+def audit_filing(launch: Launch, record: DoseChangeRecord) -> None:
+    """Record what became of the write-back right after the first attempt."""
+    with get_db().session() as session:
+        status = submission_status(session, record.outbox_submission_id)
+    action = {"filed": "writeback.filed", "failed": "writeback.refused"}.get(status.state, "writeback.queued")
+    related = [f"{i.resource_type}/{i.server_id}" for i in status.items if i.server_id]
+    audit(launch, action, dose_before=record.current_dose_ug_per_day, dose_after=record.proposed_dose_ug_per_day,
+          related=[f"DoseChange/{record.id}", *related], detail={"filing": status.state, "message": status.message[:300]})
 
 
 def _submit_key() -> str:
@@ -160,4 +183,5 @@ def retry_change(change_id: str) -> ResponseReturnValue:
             if item.status == "failed":
                 retry(session, item.id)
     send_now()
+    audit_filing(launch, record)
     return redirect(url_for("notes.confirmation", change_id=change_id), code=303)

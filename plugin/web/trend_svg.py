@@ -13,7 +13,7 @@ from html import escape
 from plugin.domain.chart import Chart, Score
 
 WIDTH, DOSE_HEIGHT, SCORE_HEIGHT = 720, 170, 110
-LEFT, RIGHT, TOP, GAP, BOTTOM = 56, 16, 14, 26, 26
+LEFT, RIGHT, TOP, GAP, BOTTOM = 56, 28, 14, 26, 26
 
 # Each score on its own 0..max scale, drawn on one shared 0-100 % band (its max is in the legend).
 SCORE_STYLES: dict[str, tuple[str, float, str]] = {
@@ -58,6 +58,8 @@ def render_trend_svg(chart: Chart, now: datetime, months: int = 24) -> str:
         return LEFT + plot_w * max(0.0, min(1.0, (at - start).total_seconds() / span))
 
     dose = _points_dose(chart, start, now)
+    score_top = TOP + DOSE_HEIGHT + GAP
+    score_bottom = score_top + SCORE_HEIGHT
     top_dose = max([v for _, v in dose] + [1.0]) * 1.15
     dose_bottom = TOP + DOSE_HEIGHT
 
@@ -90,8 +92,6 @@ def render_trend_svg(chart: Chart, now: datetime, months: int = 24) -> str:
                 f'<line x1="{x(refill.at):.1f}" x2="{x(refill.at):.1f}" y1="{TOP}" y2="{dose_bottom}" '
                 'stroke="#7a8793" stroke-dasharray="3 3"><title>Refill</title></line>'
             )
-    score_top = dose_bottom + GAP
-    score_bottom = score_top + SCORE_HEIGHT
     parts.append(
         f'<rect x="{LEFT}" y="{score_top}" width="{plot_w}" height="{SCORE_HEIGHT}" fill="#fbfcfd" stroke="#d5dae0"/>'
     )
@@ -107,9 +107,12 @@ def render_trend_svg(chart: Chart, now: datetime, months: int = 24) -> str:
                  "- - refill</text>")
     for months_back in range(months, -1, -6):
         at = now - timedelta(days=round(months_back * 30.44))
+        anchor = "start" if months_back == months else "end" if months_back == 0 else "middle"
         parts.append(
-            f'<text x="{x(at):.1f}" y="{dose_bottom + 15}" font-size="10" text-anchor="middle">{at:%b %Y}</text>'
+            f'<text x="{x(at):.1f}" y="{dose_bottom + 15}" font-size="10" text-anchor="{anchor}">{at:%b %Y}</text>'
         )
+    parts.append(f'<text x="{LEFT - 6}" y="{score_top + 10}" font-size="10" text-anchor="end">worse</text>')
+    parts.append(f'<text x="{LEFT - 6}" y="{score_bottom}" font-size="10" text-anchor="end">better</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -94,15 +94,20 @@ class RenderedNote:
     html: str
 
 
-def check_note_input(note: NoteInput) -> None:
-    """Raise WriteBackInputError when the note cannot be documented as submitted."""
+def check_note_input(note: NoteInput, *, draft: bool = False) -> None:
+    """Raise WriteBackInputError when the note cannot be documented as submitted.
+
+    A ``draft`` (the preview the clinician is still editing) may lack the rationale; the override
+    rules apply to drafts too, since the preview is only offered once they are met. Warn and
+    cannot-check need a coded reason; block also needs the explicit attestation (issue 6).
+    """
     problems = []
     if not note.check_result.get("patient"):
         problems.append("the check result names no patient")
-    if not note.rationale.strip():
+    if not draft and not note.rationale.strip():
         problems.append("a rationale is required")
     if note.needs_override:
-        if not note.attested:
+        if note.verdict == "block" and not note.attested:
             problems.append(f"a {note.verdict} verdict needs the override attestation")
         if not note.override_reason_code:
             problems.append(f"a {note.verdict} verdict needs a coded override reason")
@@ -208,9 +213,9 @@ def _environment(templates_dir: Path) -> SandboxedEnvironment:
     return env
 
 
-def render_note(note: NoteInput, *, templates_dir: Path | None = None) -> RenderedNote:
+def render_note(note: NoteInput, *, templates_dir: Path | None = None, draft: bool = False) -> RenderedNote:
     """Render the note as plain text and HTML; refuse a note that lacks a required attestation."""
-    check_note_input(note)
+    check_note_input(note, draft=draft)
     env = _environment(templates_dir or TEMPLATES_DIR)
     context = note_context(note)
     text = env.get_template(TEXT_TEMPLATE).render(context)

@@ -39,6 +39,8 @@ def _patient_params(path: str = "subject") -> list[ParamDef]:
 _COMMON = [
     _p("_id", "token", "id"),
     _p("_lastUpdated", "date", "meta.lastUpdated"),
+    # HAPI searches meta.tag on every type; the outbox finds a Provenance (no identifier in R4) by it.
+    _p("_tag", "token", "meta.tag"),
 ]
 
 _TABLE: dict[str, list[ParamDef]] = {

@@ -30,6 +30,11 @@ class Live:
         """Return the sandbox tenant's FHIR base."""
         return f"{self.sandbox_url}/{tenant}/fhir"
 
+    def stored(self, resource_type: str, tenant: str = "full") -> list[dict[str, Any]]:
+        """Return what the sandbox EHR holds of a resource type (what really reached the EHR)."""
+        store = self.servers.sandbox_app.extensions["sandbox"].store
+        return list(store.tenant(tenant).all(resource_type))
+
     def launch(self, patient: str, *, tenant: str = "full", user: str = "clinician-1",
                session: requests.Session | None = None) -> requests.Response:
         """Launch the app from the sandbox launch page for a patient and return the app page response."""

@@ -192,3 +192,20 @@ def test_date_precision_becomes_a_range(text: str, start: str, end: str) -> None
 def test_malformed_date_is_a_fhir_error() -> None:
     with pytest.raises(FhirError):
         parse_date_range("30/11/2026")
+
+
+def test_tag_search_finds_a_provenance_by_its_meta_tag_as_hapi_does(client: FlaskClient, headers: dict[str, str]) -> None:
+    """The outbox finds a Provenance (no identifier element in R4) by ``_tag``, which HAPI supports."""
+    provenance = {
+        "resourceType": "Provenance",
+        "meta": {"tag": [{"system": "http://itb-dose-check.org/fhir/identifier/write", "code": "w-1"}]},
+        "target": [{"reference": "Patient/p1"}],
+        "recorded": "2026-12-01T10:00:00Z",
+        "agent": [{"who": {"reference": "Practitioner/clinician-1"}}],
+    }
+    created = client.post(f"{ROOT}/full/fhir/Provenance", json=provenance, headers=headers)
+    assert created.status_code == 201, created.json
+    found = _ids(client, headers, f"{ROOT}/full/fhir/Provenance",
+                 _tag="http://itb-dose-check.org/fhir/identifier/write|w-1")
+    assert found == [created.json["id"]]
+    assert _ids(client, headers, f"{ROOT}/full/fhir/Provenance", _tag="http://itb-dose-check.org/fhir/identifier/write|w-2") == []

@@ -83,10 +83,22 @@ def test_missing_chart_values_say_not_recorded_instead_of_blank() -> None:
     assert "- none recorded" in text
 
 
-@pytest.mark.parametrize("verdict", ["warn", "block", "cannot-check"])
-def test_a_verdict_that_needs_an_override_is_refused_without_attestation(verdict: str) -> None:
+def test_a_block_is_refused_without_the_attestation() -> None:
     with pytest.raises(WriteBackInputError, match="attestation"):
-        render_note(note_input(verdict, attested=False))
+        render_note(note_input("block", attested=False))
+
+
+@pytest.mark.parametrize("verdict", ["warn", "cannot-check"])
+def test_warn_and_cannot_check_need_a_coded_reason_but_no_attestation(verdict: str) -> None:
+    assert render_note(note_input(verdict, attested=False)).text
+    with pytest.raises(WriteBackInputError, match="coded override reason"):
+        render_note(note_input(verdict, override_reason_code=None, override_reason_display=None))
+
+
+def test_a_draft_for_the_preview_may_lack_the_rationale_but_the_filed_note_may_not() -> None:
+    assert render_note(note_input(rationale=""), draft=True).text
+    with pytest.raises(WriteBackInputError, match="rationale"):
+        render_note(note_input(rationale=""))
 
 
 def test_a_block_without_a_coded_reason_is_refused() -> None:
