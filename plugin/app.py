@@ -33,7 +33,21 @@ def create_app(test_config: dict[str, Any] | None = None, instance_path: str | N
     configure_security(app)
     configure_views(app)
     configure_writeback(app)
+    configure_proxy(app)
     return app
+
+
+def configure_proxy(app: Flask) -> None:
+    """Trust ``X-Forwarded-*`` from the given number of proxies (ITB_PROXY_FIX_*; all 0 = trust none)."""
+    names = ("for", "proto", "host", "port", "prefix")
+    hops = {name: int(app.config[f"PROXY_FIX_X_{name.upper()}"]) for name in names}
+    if any(hops.values()):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops["for"], x_proto=hops["proto"], x_host=hops["host"],
+            x_port=hops["port"], x_prefix=hops["prefix"],
+        )
 
 
 def configure_database(app: Flask) -> None:
@@ -76,3 +90,10 @@ def configure_writeback(app: Flask) -> None:
             return fhir_client_for_launch(item.launch_id)
 
     app.extensions["itb.client_factory"] = client_for_item
+
+
+def configure_cds(app: Flask) -> None:
+    """Serve the CDS Hooks service (discovery, order-sign/order-select, feedback)."""
+    from plugin import cds
+
+    cds.init_app(app)

@@ -73,7 +73,10 @@ def start_demo(
     sandbox = create_sandbox_app(
         SandboxConfig.for_app(app_url, public_url=sandbox_url, **(sandbox_overrides or {}))
     )
-    app = create_app({"EHR_REGISTRY": demo_registry(sandbox_url), **(app_overrides or {})}, instance_path=instance_path)
+    app = create_app(
+        {"EHR_REGISTRY": demo_registry(sandbox_url), "CDS_SANDBOX_PAGE": True, **(app_overrides or {})},
+        instance_path=instance_path,
+    )
     sandbox_server = serve_in_thread(sandbox, host, sandbox_port)
     app_server = serve_in_thread(app, host, port)
     return DemoServers(app, sandbox, app_server, sandbox_server, app_url, sandbox_url)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url, text
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_KEY = 0x17B_D05E  # an arbitrary constant shared by every ITB process
 
 
 def alembic_config(url: str) -> Config:
@@ -23,10 +27,39 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` to ``revision``."""
+    """Upgrade the database at ``url`` to ``revision``, one process at a time."""
     # Alembic narrates every step at INFO; the app log only needs to hear about failures.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    command.upgrade(alembic_config(url), revision)
+    with _migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Serialise migrations across processes: several workers may start on a fresh database at once."""
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        finally:
+            engine.dispose()
+        return
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        yield
+        return
+    lock_path = Path(database).with_suffix(".migrate-lock")
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_current(url: str) -> bool:

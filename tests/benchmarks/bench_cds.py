@@ -1,0 +1,293 @@
+"""Benchmark: the CDS Hooks service under gunicorn against the trivial ``/healthz`` (not collected by pytest).
+
+Run: ``python tests/benchmarks/bench_cds.py [--seconds 10] [--clients 50] [--no-audit-cards]``.
+
+Starts ``gunicorn -w 2 --threads 4`` on a free loopback port with a temporary instance folder and a CDS
+client allow-list holding a freshly generated ES384 key, then drives 50 concurrent keep-alive clients
+(2 processes x 25 threads, one ``http.client`` connection each) for ``--seconds`` against ``GET /healthz``
+and then against ``POST /cds-services/itb-dose-check`` with a full prefetch (the sci-adult sandbox chart
+plus 150 vital signs: about 200 Observations) and a 600 ug/d draft order (block, with a suggestion, the
+heaviest path). Every call carries its own signed JWT (unique jti), signed before the clock starts so
+the load generator measures the server, not its own ECDSA. Prints req/s, p50 and p99 for both and the
+throughput ratio. Goal: p99 < 50 ms and >= 0.5x the trivial endpoint's throughput. Loopback only; the
+load loops stop by themselves and the server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from plugin.cds.jwt_sign import (  # noqa: E402
+    client_claims,
+    key_from_private_jwk,
+    new_es384_key,
+    private_jwk,
+    public_jwk,
+    sign_es384,
+)
+from plugin.cds.sandbox import SANDBOX_DIR, draft_order, hook_request, prefetch_for  # noqa: E402
+
+HOST = "127.0.0.1"
+ISS = "https://bench-ehr.example"
+KID = "bench-1"
+SERVICE = "/cds-services/itb-dose-check"
+CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+UCUM = "http://unitsofmeasure.org"
+GOAL_P99_MS = 50.0
+GOAL_RATIO = 0.5
+
+
+def wsgi_app() -> Any:
+    """Return the app for gunicorn, with the CDS service wired in if the factory does not do it yet."""
+    import plugin.cds
+    from plugin.app import create_app
+
+    app = create_app()
+    if "cds" not in app.blueprints:
+        plugin.cds.init_app(app)
+    return app
+
+
+def _free_port() -> int:
+    """Return a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _body(now: datetime) -> bytes:
+    """Return the order-sign request: sci-adult's prefetch plus 150 vital signs (~200 Observations)."""
+    manifest_anchor = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    prefetch = prefetch_for(SANDBOX_DIR / "patients" / "sci-adult.json", manifest_anchor, now)
+    for i in range(150):
+        when = (now - timedelta(hours=4 * i + 1)).isoformat().replace("+00:00", "Z")
+        prefetch["vitals"]["entry"].append({"resource": {
+            "resourceType": "Observation", "id": f"bench-temp-{i}", "status": "final",
+            "category": [{"coding": [{"system": CATEGORY, "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+            "subject": {"reference": "Patient/sci-adult"}, "effectiveDateTime": when,
+            "valueQuantity": {"value": 36.9, "unit": "Cel", "system": UCUM, "code": "Cel"},
+        }})  # fmt: skip
+    observations = sum(
+        1 for v in prefetch.values() if isinstance(v, dict) and v.get("resourceType") == "Bundle"
+        for e in v["entry"] if e["resource"]["resourceType"] == "Observation"
+    )  # fmt: skip
+    print(f"prefetch: {observations} Observations")
+    body = hook_request("order-sign", "sci-adult", draft_order("sci-adult", 600, "ug/d"), prefetch)
+    body["context"]["encounterId"] = "enc-1"
+    return json.dumps(body).encode()
+
+
+def _sign_batch(args: tuple[dict[str, str], str, int]) -> list[str]:
+    """Sign ``count`` JWTs (in a pool worker)."""
+    jwk, audience, count = args
+    key = key_from_private_jwk(jwk)
+    now = datetime.now(UTC)
+    return [
+        sign_es384(key, KID, client_claims(ISS, audience, now, lifetime_seconds=900)) for _ in range(count)
+    ]
+
+
+def _client_process(port: int, path: str, body: bytes | None, tokens: list[str], threads: int, seconds: float,
+                    queue: Any) -> None:  # fmt: skip
+    """Run ``threads`` keep-alive clients until the deadline; put (latencies, errors) on the queue."""
+    deadline = time.perf_counter() + seconds
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = [0]
+    token_iter = iter(tokens)
+
+    def run() -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        mine: list[float] = []
+        while time.perf_counter() < deadline:
+            headers = {"Content-Type": "application/json"}
+            if body is not None:
+                with lock:
+                    token = next(token_iter, None)
+                if token is None:
+                    break
+                headers["Authorization"] = f"Bearer {token}"
+            start = time.perf_counter()
+            try:
+                conn.request("POST" if body is not None else "GET", path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, port, timeout=30)
+            mine.append(time.perf_counter() - start)
+            if not ok:
+                with lock:
+                    errors[0] += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    queue.put((latencies, errors[0]))
+
+
+def _phase(name: str, port: int, path: str, body: bytes | None, tokens: list[str], clients: int,
+           seconds: float) -> dict[str, float]:  # fmt: skip
+    """Drive ``clients`` clients (2 processes) for ``seconds``; return throughput and latency."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    processes = 2
+    per = clients // processes
+    share = len(tokens) // processes
+    procs = [
+        ctx.Process(target=_client_process,
+                    args=(port, path, body, tokens[i * share:(i + 1) * share], per, seconds, queue))
+        for i in range(processes)
+    ]  # fmt: skip
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    results = [queue.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - started
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(err for _, err in results)
+    count = len(latencies)
+    stats = {
+        "requests": count,
+        "errors": errors,
+        "rps": count / seconds,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
+        "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1000 if latencies else float("nan"),
+        "elapsed_s": elapsed,
+    }
+    print(f"{name:>8}: {count} requests ({errors} errors) in {seconds:.0f} s: {stats['rps']:.0f} req/s, "
+          f"p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms")  # fmt: skip
+    return stats
+
+
+def _server_cpu_seconds(master_pid: int) -> float:
+    """Return the CPU seconds (user + system) the gunicorn workers have used so far (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:  # field 4 (ppid) after the comm field
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
+    """Wait until /healthz answers (or the server died)."""
+    for _ in range(120):
+        if server.poll() is not None:
+            raise SystemExit("gunicorn exited; see its output above")
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("gunicorn did not become ready")
+
+
+def main() -> int:
+    """Run the benchmark; exit 0 when both goals are met, 1 otherwise."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--tokens", type=int, default=12000, help="JWTs to sign up front")
+    parser.add_argument("--no-audit-cards", action="store_true", help="turn off the cds.card audit record")
+    args = parser.parse_args()
+
+    instance = Path(tempfile.mkdtemp(prefix="itb-bench-cds-"))
+    key = new_es384_key()
+    jwk = private_jwk(key, KID)
+    clients_toml = instance / "cds-clients.toml"
+    jwk_toml = ", ".join(
+        f"{name} = {json.dumps(value)}" for name, value in public_jwk(key.public_key(), KID).items()
+    )
+    clients_toml.write_text(
+        f'[[client]]\niss = "{ISS}"\nname = "bench"\njwks = {{ keys = [ {{ {jwk_toml} }} ] }}\n',
+        encoding="utf-8",
+    )
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ITB_INSTANCE_PATH": str(instance),
+        "ITB_SECRET_KEY": "bench-secret",
+        "ITB_CDS_CLIENTS": str(clients_toml),
+        "ITB_PUBLIC_URL": f"http://{HOST}:{port}",
+        "ITB_LOG_LEVEL": "WARNING",
+        "ITB_CDS_AUDIT_CARDS": "false" if args.no_audit_cards else "true",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    command = [gunicorn, "-w", "2", "--threads", "4", "-b", f"{HOST}:{port}", "--pythonpath",
+               str(Path(__file__).parent), "bench_cds:wsgi_app()"]  # fmt: skip
+    body = _body(datetime.now(UTC))
+    print(f"request body: {len(body) / 1024:.0f} KiB; signing {args.tokens} JWTs ...")
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        batches = pool.map(_sign_batch, [(jwk, f"http://{HOST}:{port}{SERVICE}", args.tokens // 4)] * 4)
+    tokens = [t for batch in batches for t in batch]
+    # Migrate once up front: two workers auto-migrating a fresh SQLite file at the same time race.
+    prepare = [sys.executable, "-c", "import bench_cds; bench_cds.wsgi_app()"]
+    prepare_env = {**env, "PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}{env['PYTHONPATH']}"}
+    subprocess.run(prepare, env=prepare_env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    server = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: S603 - our own fixed command
+    try:
+        _wait_ready(port, server)
+        # Warm both paths (imports, JWKS parse, DB connections) before measuring.
+        _phase("warm-up", port, SERVICE, body, tokens[:400], 8, 1.0)
+        tokens = tokens[400:]
+        cpu_before = _server_cpu_seconds(server.pid)
+        health = _phase("healthz", port, "/healthz", None, [], args.clients, args.seconds)
+        cpu_mid = _server_cpu_seconds(server.pid)
+        cds = _phase("cds", port, SERVICE, body, tokens, args.clients, args.seconds)
+        cpu_after = _server_cpu_seconds(server.pid)
+        for name, stats, cpu in (
+            ("healthz", health, cpu_mid - cpu_before),
+            ("cds", cds, cpu_after - cpu_mid),
+        ):
+            if stats["requests"]:
+                print(f"{name:>8}: server CPU {cpu * 1000 / stats['requests']:.2f} ms per request")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    ratio = cds["rps"] / health["rps"] if health["rps"] else 0.0
+    print(f"ratio cds/healthz throughput: {ratio:.2f}x (goal >= {GOAL_RATIO}x); "
+          f"cds p99 {cds['p99_ms']:.1f} ms (goal < {GOAL_P99_MS:.0f} ms)")  # fmt: skip
+    if cds["requests"] >= len(tokens) - args.clients:
+        print("note: the pre-signed JWTs ran out; raise --tokens")
+    return 0 if ratio >= GOAL_RATIO and cds["p99_ms"] < GOAL_P99_MS and not cds["errors"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
