@@ -33,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None, instance_path: str | N
     configure_security(app)
     configure_views(app)
     configure_writeback(app)
+    configure_cds(app)
     configure_proxy(app)
     return app
 
@@ -71,12 +72,13 @@ def configure_security(app: Flask) -> None:
 
 def configure_views(app: Flask) -> None:
     """Register blueprints and response headers."""
-    from plugin.web import clinician, headers, health, launch, notes
+    from plugin.web import clinician, headers, health, launch, notes, pharmacist
 
     app.register_blueprint(health.bp)
     app.register_blueprint(launch.bp)
     app.register_blueprint(clinician.bp)
     app.register_blueprint(notes.bp)
+    app.register_blueprint(pharmacist.bp)
     headers.init_app(app)
 
 

@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, make_url, text
+# Alembic narrates every step (even its plugin set-up at import) at INFO; the app log only needs failures.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x17B_D05E  # an arbitrary constant shared by every ITB process
@@ -28,8 +31,6 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Upgrade the database at ``url`` to ``revision``, one process at a time."""
-    # Alembic narrates every step at INFO; the app log only needs to hear about failures.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     with _migration_lock(url):
         command.upgrade(alembic_config(url), revision)
 
