@@ -29,6 +29,19 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "PUBLIC_URL": None,  # e.g. https://itb.example.org; default: from the request
     "NOTE_TYPE_LOINC": "11506-3",
+    # `itb serve` (gunicorn, gthread workers): see docs/deployment.md
+    "BIND": "127.0.0.1:8000",
+    "WORKERS": 2,
+    "THREADS": 4,
+    "WORKER_TIMEOUT_SECONDS": 60,
+    "OUTBOX_RUNNER": False,  # true: an outbox runner thread in every worker (rows are leased)
+    "OUTBOX_INTERVAL_SECONDS": 15.0,
+    # Reverse proxy hops to trust per header (werkzeug ProxyFix); 0 = ignore that header
+    "PROXY_FIX_X_FOR": 0,
+    "PROXY_FIX_X_PROTO": 0,
+    "PROXY_FIX_X_HOST": 0,
+    "PROXY_FIX_X_PORT": 0,
+    "PROXY_FIX_X_PREFIX": 0,
 }
 
 
