@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+from plugin.domain.rules_config import FINDING_CODES as RULE_FINDING_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT / "config" / "sandbox"
@@ -23,31 +24,7 @@ ANCHOR = "2026-12-01T12:00:00Z"
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T")
 FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-FINDING_CODES = {  # CONTRACT §4
-    "current-dose-unknown",
-    "conflicting-current-doses",
-    "unit-unconvertible",
-    "unit-scale-suspect",
-    "dose-above-maximum",
-    "dose-above-typical",
-    "increase-over-limit",
-    "increase-too-soon",
-    "decrease-large",
-    "discontinuation",
-    "origin-unknown",
-    "cns-depressant",
-    "oral-baclofen-active",
-    "withdrawal-signs",
-    "dose-creep",
-    "assessment-stale",
-    "score-conflict",
-    "reservoir-before-refill",
-    "refill-interval-long",
-    "concentration-nonstandard",
-    "age-below-label",
-    "renal-impairment",
-    "pregnancy",
-}
+FINDING_CODES = set(RULE_FINDING_CODES)  # CONTRACT §4
 
 
 def load(path: Path) -> dict[str, Any]:
