@@ -62,6 +62,12 @@ def test_a_kill_between_sending_and_recording_leaves_exactly_one_note(tmp_path: 
     sandbox = create_sandbox_app(SandboxConfig(seed=False))
     server = serve_in_thread(sandbox)
     context = sandbox.extensions["sandbox"]
+    # Like HAPI, the sandbox refuses references to resources it does not hold.
+    tenant = context.store.tenant("full")
+    tenant.create({"resourceType": "Patient", "id": "123"}, "123")
+    for reference in ("MedicationStatement/abc", "MedicationRequest/opioid-1", "MedicationRequest/oral-2"):
+        kind, rid = reference.split("/")
+        tenant.create({"resourceType": kind, "id": rid, "status": "active", "subject": {"reference": "Patient/123"}}, rid)
     context.auth.issue_access_token(
         "crash-test-token", Grant("itb-public", "user/*.cruds", LaunchContext("full", "clinician-1", "123")), 3600
     )
