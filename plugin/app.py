@@ -72,13 +72,14 @@ def configure_security(app: Flask) -> None:
 
 def configure_views(app: Flask) -> None:
     """Register blueprints and response headers."""
-    from plugin.web import clinician, headers, health, launch, notes, pharmacist
+    from plugin.web import auditor, clinician, headers, health, launch, notes, pharmacist
 
     app.register_blueprint(health.bp)
     app.register_blueprint(launch.bp)
     app.register_blueprint(clinician.bp)
     app.register_blueprint(notes.bp)
     app.register_blueprint(pharmacist.bp)
+    app.register_blueprint(auditor.bp)
     headers.init_app(app)
 
 

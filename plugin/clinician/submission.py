@@ -20,6 +20,7 @@ from plugin.domain.result import CheckResult, Verdict
 from plugin.domain.rules_config import Rules
 from plugin.domain.rules_reservoir import pump_concentration, reservoir_projection
 from plugin.launches.models import Launch
+from plugin.verification.queue import on_dose_change_submitted
 from plugin.writeback.codes import override_reason_display
 from plugin.writeback.note import NoteInput
 from plugin.writeback.outbox import enqueue_submission
@@ -166,4 +167,5 @@ def submit_dose_change(
         status="proposed",
     )
     session.add(record)
+    on_dose_change_submitted(session, record, note)  # older proposals of this patient are superseded
     return record

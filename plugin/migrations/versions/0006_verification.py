@@ -12,7 +12,6 @@ from alembic import op
 
 import plugin.db
 
-
 revision = '0006'
 down_revision = '0005'
 branch_labels = None
@@ -46,7 +45,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('verification_actions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_verification_actions_dose_change_id'), ['dose_change_id'], unique=False)
+        batch_op.create_index(
+            batch_op.f('ix_verification_actions_dose_change_id'), ['dose_change_id'], unique=False
+        )
 
     # ### end Alembic commands ###
 
