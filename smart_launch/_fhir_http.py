@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -121,6 +121,42 @@ def entry_resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         resources.append(entry["resource"])
     return resources
+
+
+def bundle_total(bundle: Mapping[str, Any]) -> int | None:
+    """Return a searchset Bundle's ``total`` (the number of matches), or None when absent or not a count."""
+    total = bundle.get("total")
+    return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
+
+def offset_page_urls(next_url: str, total: int | None) -> list[str] | None:
+    """Return the URLs of every remaining page of an offset-paged search, or None when they are not known.
+
+    HAPI (and the sandbox) page with ``?_getpages=<id>&_getpagesoffset=<n>&_count=<n>`` over a stored
+    result set, and say the ``total``: the pages after the first can then all be asked for at once
+    instead of one ``next`` link after another. Only that exact shape qualifies - a second page starting
+    right after a full first one, and a total beyond it; any other server's (opaque) links return None
+    and are followed one by one.
+    """
+    if total is None:
+        return None
+    parts = urlsplit(next_url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    values = dict(pairs)
+    if len(values) != len(pairs) or not values.get("_getpages"):
+        return None
+    offset_text, count_text = values.get("_getpagesoffset", ""), values.get("_count", "")
+    if not offset_text.isdigit() or (count_text and not count_text.isdigit()):
+        return None
+    offset = int(offset_text)
+    step = int(count_text) if count_text else offset
+    if step <= 0 or offset != step or total <= offset:
+        return None
+    urls = []
+    for start in range(offset, total, step):
+        query = urlencode([(k, str(start) if k == "_getpagesoffset" else v) for k, v in pairs])
+        urls.append(urlunsplit((parts.scheme, parts.netloc, parts.path, query, "")))
+    return urls
 
 
 def is_transient(exc: requests.RequestException) -> bool:

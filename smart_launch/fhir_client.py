@@ -8,12 +8,13 @@ goes only to the base URL's own scheme+host+port: paging ``next`` links to anoth
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,16 @@ class WriteResult:
         if self.resource and isinstance(self.resource.get("id"), str) and self.resource["id"]:
             return str(self.resource["id"])
         return http.id_from_location(self.location)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One searchset page: its resources, its absolute ``next`` link, its ``total`` and HTTP status."""
+
+    resources: list[dict[str, Any]]
+    next_url: str | None
+    total: int | None
+    status: int
 
 
 class FhirClient:
@@ -120,39 +131,55 @@ class FhirClient:
         self, resource_type: str, params: SearchParams | None = None, *, max_pages: int = 50
     ) -> list[dict[str, Any]]:
         """Return every resource of every page (matches and ``_include``d), following ``next`` links."""
-        url: str | None = self._url(http.check_resource_type(resource_type))
-        query: list[tuple[str, str]] | None = http.search_pairs(params)
-        resources: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        pages = 0
-        while url is not None:
-            if pages >= max_pages:
-                raise FhirError(200, f"search returned more than {max_pages} pages; narrow it down")
-            response = self._send("GET", url, params=query)
-            bundle = self._json(response)
-            if bundle.get("resourceType") != "Bundle":
-                raise FhirError(response.status_code, "search did not return a Bundle")
-            resources += http.entry_resources(bundle)
-            pages += 1
-            seen.add(url)
-            url, query = self._next_link(bundle, response.status_code), None
-            if url in seen:
-                break  # a server that links a page to itself would otherwise loop forever
-        return resources
+        url = self._url(http.check_resource_type(resource_type))
+        first = self._page(url, http.search_pairs(params))
+        return self._follow(first, url, max_pages)
 
     def search_many(self, searches: Sequence[Search]) -> list[list[dict[str, Any]] | FhirError]:
-        """Run several searches in one parallel round; each slot holds its resources or its error."""
+        """Run several searches in one parallel round; each slot holds its resources or its error.
+
+        Paging stays as parallel as the server allows: when a first page names its ``total`` and pages
+        by offset (HAPI's ``_getpages``), all its remaining pages are asked for at once as soon as it
+        arrives, so a search of any size takes two rounds; opaque ``next`` links are followed one by one.
+        """
         pool = self._pool()
-        futures = [
-            pool.submit(self.search, item.resource_type, item.params, max_pages=item.max_pages)
-            for item in searches
-        ]
-        results: list[list[dict[str, Any]] | FhirError] = []
-        for future in futures:
+        firsts: dict[Future[_Page], int] = {}
+        for index, item in enumerate(searches):
+            url = self._url(http.check_resource_type(item.resource_type))
+            firsts[pool.submit(self._page, url, http.search_pairs(item.params))] = index
+        # Per slot: its resources, its error, or how to finish it once every request is under way.
+        outcomes: list[list[dict[str, Any]] | FhirError | Callable[[], list[dict[str, Any]]] | None]
+        outcomes = [None] * len(searches)
+        for future in as_completed(firsts):
+            index = firsts[future]
+            item = searches[index]
             try:
-                results.append(future.result())
+                first = future.result()
             except FhirError as error:
-                results.append(error)
+                outcomes[index] = error
+                continue
+            url = self._url(item.resource_type)
+            urls = http.offset_page_urls(first.next_url, first.total) if first.next_url else None
+            if first.next_url is None:
+                outcomes[index] = first.resources
+            elif urls is not None and 1 + len(urls) > item.max_pages:
+                message = f"search returned more than {item.max_pages} pages; narrow it down"
+                outcomes[index] = FhirError(first.status, message)  # the total says so: ask no further
+            elif urls is None:
+                outcomes[index] = pool.submit(self._follow, first, url, item.max_pages).result
+            else:
+                pages = [pool.submit(self._page, page_url) for page_url in urls]
+                outcomes[index] = functools.partial(self._gather, first, url, pages, item.max_pages)
+        results: list[list[dict[str, Any]] | FhirError] = []
+        for outcome in outcomes:
+            if callable(outcome):
+                try:
+                    results.append(outcome())
+                except FhirError as error:
+                    results.append(error)
+            else:
+                assert outcome is not None
+                results.append(outcome)
         return results
 
     def create(self, resource: Mapping[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
@@ -294,6 +321,50 @@ class FhirClient:
             if status >= 400:
                 raise _error_from(response)
             return response
+
+    def _page(self, url: str, query: list[tuple[str, str]] | None = None) -> _Page:
+        """GET one searchset page."""
+        response = self._send("GET", url, params=query)
+        bundle = self._json(response)
+        if bundle.get("resourceType") != "Bundle":
+            raise FhirError(response.status_code, "search did not return a Bundle")
+        return _Page(
+            http.entry_resources(bundle),
+            self._next_link(bundle, response.status_code),
+            http.bundle_total(bundle),
+            response.status_code,
+        )
+
+    def _follow(self, first: _Page, url: str, max_pages: int, pages: int = 1) -> list[dict[str, Any]]:
+        """Return ``first``'s resources and those of every page after it, one ``next`` link at a time."""
+        resources = list(first.resources)
+        seen: set[str] = {url}
+        page, next_url = first, first.next_url
+        while next_url is not None:
+            if next_url in seen:
+                break  # a server that links a page to itself would otherwise loop forever
+            if pages >= max_pages:
+                raise FhirError(page.status, f"search returned more than {max_pages} pages; narrow it down")
+            seen.add(next_url)
+            page = self._page(next_url)
+            resources += page.resources
+            pages += 1
+            next_url = page.next_url
+        return resources
+
+    def _gather(
+        self, first: _Page, url: str, pages: list[Future[_Page]], max_pages: int
+    ) -> list[dict[str, Any]]:
+        """Join pages fetched in parallel (in order); follow on should the last still link further."""
+        resources = list(first.resources)
+        fetched = [future.result() for future in pages]  # raises the first page's FhirError
+        for page in fetched:
+            resources += page.resources
+        last = fetched[-1]
+        if last.next_url is not None:
+            rest = _Page([], last.next_url, None, last.status)
+            resources += self._follow(rest, url, max_pages, pages=1 + len(fetched))
+        return resources
 
     def _json(self, response: requests.Response) -> dict[str, Any]:
         """Return the response body as a JSON object, or raise FhirError."""

@@ -336,6 +336,7 @@ def _refresh(launch_id: str, seen_version: int) -> str:
 _clients: OrderedDict[str, FhirClient] = OrderedDict()
 _clients_lock = threading.Lock()
 _MAX_CLIENTS = 128
+_FHIR_WORKERS = 16
 
 
 def fhir_client_for_launch(launch_id: str) -> FhirClient:
@@ -374,4 +375,7 @@ def _new_client(launch_id: str) -> FhirClient:
         token_provider,
         on_unauthorized=on_unauthorized,
         timeout=(3.05, float(app.config["HTTP_TIMEOUT_SECONDS"])),
+        # The chart is one round of about a dozen searches (plus the remaining pages of large ones):
+        # enough workers that none of them waits for another to finish.
+        max_workers=_FHIR_WORKERS,
     )

@@ -170,8 +170,15 @@ def test_unknown_or_unsupported_parameters_are_400(
     assert response.json["resourceType"] == "OperationOutcome"
 
 
-def test_count_is_capped_at_500(client: FlaskClient, headers: dict[str, str]) -> None:
-    assert client.get("/full/fhir/Observation?_count=100000", headers=headers).status_code == 200
+def test_count_is_capped_at_1000_like_our_hapi_configuration(client: FlaskClient, headers: dict[str, str]) -> None:
+    small = client.get("/full/fhir/Observation?_count=3", headers=headers)
+    assert len(small.json["entry"]) == 3
+    response = client.get("/full/fhir/Observation?_count=100000", headers=headers)
+    assert response.status_code == 200
+    assert len(response.json.get("entry", [])) <= 1000
+    for link in response.json.get("link", []):
+        if link["relation"] == "next":
+            assert "_count=1000" in link["url"]
 
 
 @pytest.mark.parametrize(
@@ -199,7 +206,7 @@ def test_tag_search_finds_a_provenance_by_its_meta_tag_as_hapi_does(client: Flas
     provenance = {
         "resourceType": "Provenance",
         "meta": {"tag": [{"system": "http://itb-dose-check.org/fhir/identifier/write", "code": "w-1"}]},
-        "target": [{"reference": "Patient/p1"}],
+        "target": [{"reference": "Patient/tp-1"}],
         "recorded": "2026-12-01T10:00:00Z",
         "agent": [{"who": {"reference": "Practitioner/clinician-1"}}],
     }

@@ -3,7 +3,13 @@
 The searches are chosen from the server's CapabilityStatement: MedicationStatement and
 DeviceUseStatement are searched only when offered (Epic and Oracle Health offer no R4
 MedicationStatement, standards.md §4.1). When the CapabilityStatement cannot be read they are still
-tried, but their failure is then only a data gap.
+tried, but their failure is then only a data gap. The CapabilityStatement is read (or taken from the
+client's cache) while the other searches already run; only those two wait for it.
+
+Every search asks for ``PAGE_SIZE`` (1,000) per page, the most our HAPI configuration serves (servers
+cap ``_count`` silently, as the spec allows): paging is sequential unless the server pages by offset,
+so a 5,000-Observation record must not come in pages of 20 (``FhirClient.search_many`` fetches the
+remaining pages of an offset-paged search all at once; the loader then takes two rounds).
 
 A failed Patient or medication search raises its ``FhirError`` (the check cannot run without them);
 any other failed search becomes a data gap in plain words. Two lessons from a previous attempt:
@@ -19,6 +25,7 @@ any other failed search becomes a data gap in plain words. Two lessons from a pr
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +37,9 @@ from plugin.domain.loader.fhir import as_list, as_map
 from smart_launch.fhir_client import FhirClient, FhirError, Search
 
 SCORE_WINDOW_MONTHS = 24
+PAGE_SIZE = 1000
+#: The searches that depend on the CapabilityStatement (see ``plan_searches``).
+CAPABILITY_DEPENDENT = frozenset({"MedicationStatement", "DeviceUseStatement"})
 EGFR_WINDOW_MONTHS = 24
 VITALS_WINDOW = timedelta(days=7)
 
@@ -79,33 +89,38 @@ def plan_searches(
     egfr_since = months_back(now, EGFR_WINDOW_MONTHS).date().isoformat()
     known = offered is not None
 
+    page = ("_count", str(PAGE_SIZE))
+
     def offers(resource_type: str) -> bool:
         return offered is None or resource_type in offered
 
     slots = [_Slot(Search("Patient", {"_id": patient_id}, max_pages=1), True, "the patient")]
     if offers("MedicationStatement"):
-        params = {"patient": patient_id, "_include": "MedicationStatement:medication"}
+        params = {"patient": patient_id, "_include": "MedicationStatement:medication", "_count": page[1]}
         slots.append(_Slot(Search("MedicationStatement", params), known, "medication statements"))
-    params = {"patient": patient_id, "_include": "MedicationRequest:medication"}
+    params = {"patient": patient_id, "_include": "MedicationRequest:medication", "_count": page[1]}
     slots.append(_Slot(Search("MedicationRequest", params), True, "medication orders"))
     slots += [
         _Slot(
             Search(
                 "Observation",
-                [("patient", patient_id), ("category", "survey"), ("date", f"ge{scores_since}")],
+                [("patient", patient_id), ("category", "survey"), ("date", f"ge{scores_since}"), page],
             ),
             False,
             "spasticity scores",
         ),
         _Slot(
-            Search("Observation", {"patient": patient_id, "code": _token_list(codes.pump_observations)}),
+            Search(
+                "Observation",
+                {"patient": patient_id, "code": _token_list(codes.pump_observations), "_count": page[1]},
+            ),
             False,
             "pump values",
         ),
         _Slot(
             Search(
                 "Observation",
-                [("patient", patient_id), ("category", "vital-signs"), ("date", f"ge{vitals_since}")],
+                [("patient", patient_id), ("category", "vital-signs"), ("date", f"ge{vitals_since}"), page],
             ),
             False,
             "vital signs",
@@ -118,29 +133,56 @@ def plan_searches(
                     ("code", _token_list(codes.egfr)),
                     ("date", f"ge{egfr_since}"),
                     ("_sort", "-date"),
+                    page,
                 ],
             ),
             False,
             "the latest eGFR",
         ),
-        _Slot(Search("Condition", {"patient": patient_id}), False, "conditions"),
-        _Slot(Search("Device", {"patient": patient_id}), False, "devices"),
+        _Slot(Search("Condition", {"patient": patient_id, "_count": page[1]}), False, "conditions"),
+        _Slot(Search("Device", {"patient": patient_id, "_count": page[1]}), False, "devices"),
     ]
     if offers("DeviceUseStatement"):
-        slots.append(_Slot(Search("DeviceUseStatement", {"patient": patient_id}), False, "device use"))
-    slots.append(_Slot(Search("Procedure", {"patient": patient_id}), False, "procedures"))
+        params = {"patient": patient_id, "_count": page[1]}
+        slots.append(_Slot(Search("DeviceUseStatement", params), False, "device use"))
+    slots.append(_Slot(Search("Procedure", {"patient": patient_id, "_count": page[1]}), False, "procedures"))
     return slots
 
 
-def load_chart(client: FhirClient, patient_id: str, *, codes: CodeSets, now: datetime) -> Chart:
-    """Read one patient's Chart with one parallel round of searches; raise FhirError if it cannot run."""
-    now = utc_now(now)
+def _offered(client: FhirClient) -> frozenset[str] | None:
+    """Return the types the server offers, or None when its CapabilityStatement cannot be read."""
     try:
-        offered: frozenset[str] | None = offered_types(client.capabilities())
+        return offered_types(client.capabilities())
     except FhirError:
-        offered = None
-    slots = plan_searches(patient_id, codes, now, offered)
-    results = client.search_many([slot.search for slot in slots])
+        return None
+
+
+def load_chart(client: FhirClient, patient_id: str, *, codes: CodeSets, now: datetime) -> Chart:
+    """Read one patient's Chart with one parallel round of searches; raise FhirError if it cannot run.
+
+    The searches that do not depend on the CapabilityStatement start at once; the CapabilityStatement
+    is read alongside them (from the cache after the first launch), and the searches that depend on it
+    start as soon as it is known - with a cached one, all in the same round.
+    """
+    now = utc_now(now)
+    independent = [
+        slot
+        for slot in plan_searches(patient_id, codes, now, None)
+        if slot.search.resource_type not in CAPABILITY_DEPENDENT
+    ]
+
+    def dependent_round() -> tuple[list[_Slot], dict[int, list[dict[str, Any]] | FhirError]]:
+        slots = plan_searches(patient_id, codes, now, _offered(client))
+        extra = [slot for slot in slots if slot.search.resource_type in CAPABILITY_DEPENDENT]
+        return slots, dict(
+            zip(map(id, extra), client.search_many([slot.search for slot in extra]), strict=True)
+        )
+
+    with ThreadPoolExecutor(1, thread_name_prefix="fhir-capabilities") as side:
+        later = side.submit(dependent_round)
+        first_results = iter(client.search_many([slot.search for slot in independent]))
+        slots, by_slot = later.result()
+    results = [by_slot[id(slot)] if id(slot) in by_slot else next(first_results) for slot in slots]
     resources: list[tuple[str | None, Any]] = []
     gaps: list[str] = []
     for slot, result in zip(slots, results, strict=True):
