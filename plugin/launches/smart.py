@@ -73,6 +73,8 @@ def requested_scope(entry: EhrEntry, config: SmartConfiguration, *, standalone: 
     """Return the scope to ask for: the registry's override, else v2 or v1 scopes per the server."""
     if entry.scope:
         return entry.scope
+    # Written types are read and searched too: the outbox reads every write back and, on a retry or
+    # at a server without conditional create, looks it up by its write identifier first.
     return build_scopes(
-        READS, WRITES, style=scope_style(config), launch=not standalone, standalone=standalone
+        (*READS, *WRITES), WRITES, style=scope_style(config), launch=not standalone, standalone=standalone
     )

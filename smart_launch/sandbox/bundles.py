@@ -4,7 +4,9 @@ A transaction is all-or-nothing: it runs on a staged copy of the tenant store th
 every entry succeeds, and the first failing entry's OperationOutcome is the answer. Ids for POST entries
 are assigned up front so ``urn:uuid:`` fullUrls can be rewritten in every reference before anything is
 stored. Entries run in the order FHIR prescribes (POST, then PUT, then GET) and are answered in the
-Bundle's order. A batch runs each entry on its own and reports each entry's status.
+Bundle's order. References are checked once every entry is staged (entries may refer to later ones),
+so a transaction with a reference to nothing stores nothing. A batch runs each entry on its own and
+reports each entry's status.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from urllib.parse import parse_qsl
 
 from .auth import Grant, patient_restriction
 from .capability import UNSUPPORTED_TYPE_STATUS
-from .interactions import WriteResult, create, execute_search, parse_if_match, read, update, validate_resource
+from .interactions import (
+    WriteResult,
+    check_references,
+    create,
+    execute_search,
+    parse_if_match,
+    read,
+    update,
+    validate_resource,
+)
 from .outcome import FhirError
 from .search import parse_search
 from .searchset import first_page
@@ -93,7 +104,9 @@ def _written(result: WriteResult) -> dict[str, Any]:
     }
 
 
-def _run_entry(store: TenantStore, entry: dict[str, Any], env: BundleEnv) -> dict[str, Any]:
+def _run_entry(
+    store: TenantStore, entry: dict[str, Any], env: BundleEnv, *, check_refs: bool = True
+) -> dict[str, Any]:
     """Run one entry's request and return its response entry (errors raise FhirError)."""
     request = entry.get("request") or {}
     method = str(request.get("method", "")).upper()
@@ -115,10 +128,11 @@ def _run_entry(store: TenantStore, entry: dict[str, Any], env: BundleEnv) -> dic
     if method == "POST":
         if resource_id:
             raise FhirError(400, "invalid", "POST entries must target a resource type, not an instance")
-        return _written(create(store, env.grant, resource, request.get("ifNoneExist")))
+        return _written(create(store, env.grant, resource, request.get("ifNoneExist"), check_refs=check_refs))
     if method == "PUT" and resource_id:
+        if_match = parse_if_match(request.get("ifMatch"))
         result = update(
-            store, env.grant, resource_type, resource_id, resource, parse_if_match(request.get("ifMatch"))
+            store, env.grant, resource_type, resource_id, resource, if_match, check_refs=check_refs
         )
         return _written(result)
     raise FhirError(400, "not-supported", f"Bundle entry method '{method}' is not supported here")
@@ -165,11 +179,11 @@ def _run_transaction_entry(store: TenantStore, entry: dict[str, Any], env: Bundl
     """Run a prepared transaction entry, storing POSTs under their pre-assigned ids."""
     assigned = entry.get("_assigned")
     if assigned is None:
-        return _run_entry(store, entry, env)
+        return _run_entry(store, entry, env, check_refs=False)
     resource_type, _, _ = _split_url(str(entry["request"].get("url", "")), env.base)
     _check_type(resource_type, env)
     resource = validate_resource(entry.get("resource"), resource_type)
-    return _written(create(store, env.grant, resource, resource_id=assigned))
+    return _written(create(store, env.grant, resource, resource_id=assigned, check_refs=False))
 
 
 def process_bundle(store: TenantStore, bundle: Any, env: BundleEnv) -> dict[str, Any]:
@@ -193,6 +207,9 @@ def process_bundle(store: TenantStore, bundle: Any, env: BundleEnv) -> dict[str,
             )
             for index in order:
                 responses[index] = _run_transaction_entry(stage, prepared[index], env)
+            for index in order:
+                if str(prepared[index]["request"].get("method", "")).upper() in ("POST", "PUT"):
+                    check_references(stage, (responses[index] or {})["resource"])
     else:
         for index, entry in enumerate(entries):
             try:

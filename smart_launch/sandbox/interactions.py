@@ -2,12 +2,14 @@
 validation, search execution, create (plain and conditional), update (with If-Match) and read.
 
 Every function takes the tenant store and the caller's grant, so each interaction (also each entry of a
-Bundle) is authorized on its own, as SMART requires.
+Bundle) is authorized on its own, as SMART requires. Like HAPI's JPA server, writes are refused (400)
+when a relative reference points to nothing or a required-binding code is unknown.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,6 +23,54 @@ from .search import SearchQuery, matches, parse_search, sort_resources
 from .store import Record, TenantStore
 
 _ETAG_RE = re.compile(r'^(W/)?"?(\d+)"?$')
+
+
+def _codes(words: str) -> frozenset[str]:
+    """Return a value set's codes from a space-separated list."""
+    return frozenset(words.split())
+
+
+_OBSERVATION_STATUS = _codes(
+    "registered preliminary final amended corrected cancelled entered-in-error unknown"
+)
+_GENDER = _codes("male female other unknown")
+#: Top-level codes with a required binding that HAPI's parser enforces (an unknown one is HTTP 400).
+#: fhir.resources checks structure only, so the sandbox checks these itself (R4 value sets).
+REQUIRED_CODES: dict[str, dict[str, frozenset[str]]] = {
+    "Patient": {"gender": _GENDER},
+    "Practitioner": {"gender": _GENDER},
+    "Observation": {"status": _OBSERVATION_STATUS},
+    "DetectedIssue": {"status": _OBSERVATION_STATUS, "severity": _codes("high moderate low")},
+    "MedicationRequest": {
+        "status": _codes("active on-hold cancelled completed entered-in-error stopped draft unknown"),
+        "intent": _codes(
+            "proposal plan order original-order reflex-order filler-order instance-order option"
+        ),
+    },
+    "MedicationStatement": {
+        "status": _codes("active completed entered-in-error intended stopped on-hold unknown not-taken")
+    },
+    "MedicationAdministration": {
+        "status": _codes("in-progress not-done on-hold completed entered-in-error stopped unknown")
+    },
+    "Procedure": {
+        "status": _codes(
+            "preparation in-progress not-done on-hold stopped completed entered-in-error unknown"
+        )
+    },
+    "Device": {"status": _codes("active inactive entered-in-error unknown")},
+    "DeviceUseStatement": {"status": _codes("active completed entered-in-error intended stopped on-hold")},
+    "Encounter": {
+        "status": _codes(
+            "planned arrived triaged in-progress onleave finished cancelled entered-in-error unknown"
+        )
+    },
+    "DocumentReference": {
+        "status": _codes("current superseded entered-in-error"),
+        "docStatus": _codes("preliminary final amended entered-in-error"),
+    },
+    "QuestionnaireResponse": {"status": _codes("in-progress completed amended entered-in-error stopped")},
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +99,45 @@ def validate_resource(body: Any, expected_type: str | None = None) -> dict[str, 
         raise FhirError(400, "structure", f"Invalid {resource_type}: {problems}") from error
     except ValueError as error:
         raise FhirError(400, "not-supported", f"Unknown resource type '{resource_type}'") from error
+    for element, codes in REQUIRED_CODES.get(resource_type, {}).items():
+        if element in body and body[element] not in codes:
+            raise FhirError(
+                400, "structure", f"Invalid {resource_type}: unknown {element} code '{body[element]}'"
+            )
     return body
+
+
+def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Yield (element path, reference) for every ``reference`` string in a resource."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                yield path, value
+            else:
+                yield from _references(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item, path)
+
+
+def check_references(store: TenantStore, resource: dict[str, Any]) -> None:
+    """Refuse a resource whose relative ``Type/id`` references point to nothing (HAPI-1094 is a 400 too).
+
+    Contained (``#id``), ``urn:`` placeholders, absolute URLs and conditional references are not checked.
+    """
+    own = f"{resource.get('resourceType')}/{resource.get('id')}"
+    for path, reference in _references(resource, str(resource.get("resourceType"))):
+        if reference.startswith(("#", "urn:", "http://", "https://")) or "?" in reference:
+            continue
+        parts = reference.split("/")
+        if len(parts) == 4 and parts[2] == "_history":
+            parts = parts[:2]
+        if len(parts) != 2 or reference == own:
+            continue
+        if store.read(parts[0], parts[1]) is None:
+            raise FhirError(
+                400, "processing", f"Resource {parts[0]}/{parts[1]} not found, specified in path: {path}"
+            )
 
 
 def parse_if_match(header: str | None) -> int | None:
@@ -108,10 +196,13 @@ def create(
     resource: dict[str, Any],
     if_none_exist: str | None = None,
     resource_id: str | None = None,
+    *,
+    check_refs: bool = True,
 ) -> WriteResult:
     """Create a resource; with If-None-Exist, 0 matches create, 1 returns it (200), more are 412.
 
-    ``resource_id`` is only for transactions, which assign ids before storing anything.
+    ``resource_id`` is only for transactions, which assign ids before storing anything; transactions
+    also pass ``check_refs=False`` and check references once every entry is staged.
     """
     restriction = _check_writable(store, grant, resource, "c")
     with store.lock:  # the search and the create are one step, so concurrent retries cannot both create
@@ -126,6 +217,8 @@ def create(
                 existing = store.read(resource["resourceType"], ids[0])
                 assert existing is not None
                 return WriteResult(existing, 200)
+        if check_refs:
+            check_references(store, resource)
         return WriteResult(store.create(resource, resource_id), 201)
 
 
@@ -136,6 +229,8 @@ def update(
     resource_id: str,
     resource: dict[str, Any],
     if_match: int | None = None,
+    *,
+    check_refs: bool = True,
 ) -> WriteResult:
     """Update (or create under the client's id) a resource; If-Match must name the current version."""
     if resource.get("id") != resource_id:
@@ -153,5 +248,7 @@ def update(
             raise FhirError(
                 FORBIDDEN_STATUS, "forbidden", "The resource is outside the token's patient compartment"
             )
+        if check_refs:
+            check_references(store, resource)
         record, created = store.update(resource, if_match)
     return WriteResult(record, 201 if created else 200)

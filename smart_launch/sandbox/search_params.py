@@ -156,6 +156,14 @@ _TABLE: dict[str, list[ParamDef]] = {
         _p("code", "token", "code"),
         _p("identified", "date", "identified[x]"),
     ],
+    "QuestionnaireResponse": [
+        *_patient_params(),
+        _p("identifier", "token", "identifier"),
+        _p("status", "token", "status"),
+        _p("authored", "date", "authored"),
+        _p("author", "reference", "author"),
+        _p("encounter", "reference", "encounter", target="Encounter"),
+    ],
     "Provenance": [
         _p("patient", "reference", "target", target="Patient"),
         _p("target", "reference", "target"),
@@ -186,6 +194,7 @@ PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
     "Procedure": ("subject",),
     "DocumentReference": ("subject",),
     "DetectedIssue": ("patient",),
+    "QuestionnaireResponse": ("subject",),
     "Provenance": ("target",),
 }
 
