@@ -30,9 +30,18 @@ def _actor(launch: Launch) -> tuple[str, str]:
     return launch.fhir_user or f"unknown-user@{launch.client_id}", role
 
 
-def audit(launch: Launch, action: str, *, result: CheckResult | None = None, related: Sequence[str] = (),
-          override_code: str | None = None, override_text: str | None = None, detail: dict[str, object] | None = None,
-          dose_before: float | None = None, dose_after: float | None = None) -> None:
+def audit(
+    launch: Launch,
+    action: str,
+    *,
+    result: CheckResult | None = None,
+    related: Sequence[str] = (),
+    override_code: str | None = None,
+    override_text: str | None = None,
+    detail: dict[str, object] | None = None,
+    dose_before: float | None = None,
+    dose_after: float | None = None,
+) -> None:
     """Append one audit record about ``launch``'s patient."""
     actor, role = _actor(launch)
     if result is not None:

@@ -195,19 +195,26 @@ def chain_transaction(db: Database) -> Iterator[Connection]:
         yield connection
 
 
-def record(db: Database, entry: AuditEntry, *, now: datetime | None = None) -> AuditRecord:
-    """Append ``entry`` to the audit chain in its own transaction and return the stored record."""
+def append_entries(
+    connection: Connection, entries: Sequence[AuditEntry], *, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Append ``entries`` to the chain on a connection from ``chain_transaction``; return the stored rows.
+
+    One SELECT of the chain's tail and one multi-row INSERT, so a caller that already holds the chain
+    lock (the CDS service writes its cards and their audit records in one transaction) pays once.
+    """
     recorded_at = now if now is not None else utcnow()
     if recorded_at.tzinfo is None:
         raise ValueError("audit records need an aware datetime")
     recorded_at = recorded_at.astimezone(UTC)
     table = AUDIT_TABLE
-    with chain_transaction(db) as connection:
-        last = connection.execute(
-            select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)
-        ).first()
+    last = connection.execute(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+    seq, prev_hash = (0, GENESIS_HASH) if last is None else (int(last.seq), str(last.hash))
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        seq += 1
         values: dict[str, Any] = {
-            "seq": 1 if last is None else int(last.seq) + 1,
+            "seq": seq,
             "id": str(uuid.uuid4()),
             "recorded_at": recorded_at,
             "actor": entry.actor,
@@ -224,18 +231,32 @@ def record(db: Database, entry: AuditEntry, *, now: datetime | None = None) -> A
             "related": canonical_json(list(entry.related)),
             "request_id": entry.request_id,
             "detail": canonical_json(dict(entry.detail)),
-            "prev_hash": GENESIS_HASH if last is None else str(last.hash),
+            "prev_hash": prev_hash,
         }
-        values["hash"] = compute_hash(values)
-        connection.execute(insert(table).values(**values))
+        values["hash"] = prev_hash = compute_hash(values)
+        rows.append(values)
+    if rows:
+        connection.execute(insert(table), rows)
+    return rows
+
+
+def mirror_to_logger(values: Mapping[str, Any]) -> None:
+    """Mirror one stored record to the ``itb.audit`` logger (which has no handler by default)."""
     audit_logger.info(
         "%s by %s",
-        entry.action,
-        entry.actor,
+        values["action"],
+        values["actor"],
         extra={
             "audit_seq": values["seq"],
-            "audit_patient_id": entry.patient_id,
+            "audit_patient_id": values["patient_id"],
             "audit_hash": values["hash"],
         },
     )
+
+
+def record(db: Database, entry: AuditEntry, *, now: datetime | None = None) -> AuditRecord:
+    """Append ``entry`` to the audit chain in its own transaction and return the stored record."""
+    with chain_transaction(db) as connection:
+        [values] = append_entries(connection, [entry], now=now)
+    mirror_to_logger(values)
     return AuditRecord(**values)

@@ -1,18 +1,26 @@
 """The CDS service's link to the audit log: issued cards (``cds.card``) and feedback (``cds.feedback``).
 
 Injectable: the app keeps one ``AuditHook`` in ``app.extensions["itb.cds.audit"]``; tests pass a
-``sink`` to see what would be recorded. Without a sink it calls ``plugin.audit.log.record`` when that
-module is installed. An audit failure is logged (without PHI) and re-raised for feedback, because a
-feedback call exists only to be recorded; for an issued card the card still goes out (the EHR is
-waiting at signing) and the card row in ``cds_cards`` remains as the record.
+``sink`` to see what would be recorded. Without a sink it writes to ``plugin.audit.log``.
+
+Issued cards are audited in the same transaction as the card rows and the caller's jti (ADR 0002): the
+service opens that transaction with ``plugin.audit.log.chain_transaction`` (the chain lock) and calls
+``append_cards``, so one commit stores the jti, the cards and their audit records, or nothing. An entry
+that cannot be built (a bug) is logged without PHI and left out: the card still goes out (the EHR is
+waiting at signing) and its row in ``cds_cards`` remains as the record. Feedback is recorded with
+``plugin.audit.log.record`` in its own transaction and failures propagate, because a feedback call
+exists only to be recorded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import Connection
+
+from plugin.audit.log import AuditEntry, append_entries, mirror_to_logger, record
 from plugin.db import Database
 
 log = logging.getLogger(__name__)
@@ -28,14 +36,37 @@ class AuditHook:
         self._sink = sink
         self._audit_cards = audit_cards
 
-    def card_issued(self, row: Mapping[str, Any]) -> None:
-        """Audit one issued card (best effort: the clinician must get the card even if this fails)."""
-        if not self._audit_cards:
+    @property
+    def cards_in_transaction(self) -> bool:
+        """Whether issued cards are appended to the chain inside the service's transaction."""
+        return self._audit_cards and self._sink is None
+
+    def append_cards(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Append a ``cds.card`` record per card row on ``connection``, which must hold the chain lock.
+
+        Returns the stored values, for ``cards_committed`` to mirror once the transaction has committed.
+        """
+        if not self.cards_in_transaction:
+            return []
+        entries = []
+        for row in rows:
+            try:
+                entries.append(AuditEntry(**self._card_fields(row)))
+            except (TypeError, ValueError):  # a bug: the safety card must still go out
+                log.exception("audit of an issued CDS card failed", extra={"event": "cds.audit_fail"})
+        return append_entries(connection, entries) if entries else []
+
+    def cards_committed(
+        self, rows: Sequence[Mapping[str, Any]], written: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """After the commit: mirror the stored records to the ``itb.audit`` logger, or feed the test sink."""
+        if self._sink is not None:
+            if self._audit_cards:
+                for row in rows:
+                    self._sink(self._card_fields(row))
             return
-        try:
-            self._write(self._card_fields(row))
-        except Exception:  # noqa: BLE001 - any audit failure must not withhold a safety card
-            log.exception("audit of an issued CDS card failed", extra={"event": "cds.audit_fail"})
+        for values in written:
+            mirror_to_logger(values)
 
     def feedback(self, row: Mapping[str, Any], item: Mapping[str, Any]) -> None:
         """Audit one feedback item about an issued card (failures propagate: feedback is a record)."""
@@ -84,12 +115,5 @@ class AuditHook:
         """Record one entry through the sink or ``plugin.audit.log``."""
         if self._sink is not None:
             self._sink(fields)
-            return
-        try:
-            from plugin.audit.log import AuditEntry, record
-        except ImportError:
-            log.warning(
-                "plugin.audit is not installed; CDS event not audited", extra={"event": "cds.no_audit"}
-            )
             return
         record(self._db, AuditEntry(**fields))

@@ -49,9 +49,10 @@ def find_orders(
     found: list[DraftOrder] = []
     for source, resource in index.of_type("MedicationRequest"):
         # The loader's own classifier: the same codes and names decide as for chart records.
-        record = medications._record(index, codes, source, resource, "MedicationRequest")
+        record = medications.classify_med_record(index, codes, source, resource, "MedicationRequest")
         if record.is_intrathecal:
-            found.append(DraftOrder(source, resource, medications._concentration(codes, record.medication)))
+            concentration = medications.baclofen_concentration_ug_per_ml(codes, record.medication)
+            found.append(DraftOrder(source, resource, concentration))
     if selections:
         chosen = set(selections)
         found.sort(key=lambda order: order.reference not in chosen)

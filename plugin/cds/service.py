@@ -2,7 +2,8 @@
 
 Pure of Flask: ``views`` parses HTTP and trust, then calls ``evaluate``. The hot path keeps FHIR as plain
 dicts (no pydantic models) and the check is the pure dataclass engine; the only I/O is the optional
-``fhirServer`` round for unsatisfied prefetch and one insert of the issued cards.
+``fhirServer`` round for unsatisfied prefetch and one transaction storing the caller's jti, the issued
+cards and their audit records (ADR 0002).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
+from plugin.audit.log import chain_transaction
 from plugin.cds import cards, orders, prefetch
 from plugin.cds.audit_hook import AuditHook
 from plugin.cds.config import fhir_server_allowed
@@ -41,7 +43,8 @@ FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 # Findings whose limit a smaller dose of the same order would respect, so a suggestion can help.
 # SQLite lets one writer in at a time and makes the others sleep-and-retry (sleeps of 1 to 100 ms), which
 # dominated p99 under load; queueing this process's threads on a mutex first leaves SQLite to arbitrate
-# between processes only. PostgreSQL needs no such lock.
+# between processes only. It covers the whole per-call write (jti, cards and their audit records, one
+# BEGIN IMMEDIATE transaction). PostgreSQL needs no such lock.
 _SQLITE_WRITE_LOCK = threading.Lock()
 _SUGGESTIBLE = frozenset({"increase-over-limit", "dose-above-maximum"})
 
@@ -262,10 +265,12 @@ def record_cards(
     now: datetime,
     remember_jti: Callable[[Connection], None] = lambda _connection: None,
 ) -> None:
-    """Store the caller's jti and the issued cards in one transaction, then audit each card.
+    """Store the caller's jti, the issued cards and their ``cds.card`` audit records in one transaction.
 
-    One commit per call: the jti insert comes first, so a replay (a unique-key failure) rolls the
-    cards back too and raises TrustError before anything is answered.
+    One commit per call (ADR 0002): the transaction holds the audit chain lock (BEGIN IMMEDIATE on
+    SQLite, the advisory lock on PostgreSQL) when cards are audited, so the audit records join it; the
+    jti insert comes first, so a replay (a unique-key failure) rolls back the cards and their audit
+    records too and raises TrustError before anything is answered.
     """
     rows = [
         {
@@ -274,12 +279,14 @@ def record_cards(
         }
         for row in evaluation.issued
     ]  # fmt: skip
+    audit_here = bool(rows) and deps.audit.cards_in_transaction
+    written: list[dict[str, Any]] = []
     with (
         _SQLITE_WRITE_LOCK if deps.db.engine.dialect.name == "sqlite" else nullcontext(),
-        deps.db.engine.begin() as connection,
+        chain_transaction(deps.db) if audit_here else deps.db.engine.begin() as connection,
     ):
         remember_jti(connection)
         if rows:
             connection.execute(insert(IssuedCard), rows)
-    for row in rows:
-        deps.audit.card_issued(row)
+            written = deps.audit.append_cards(connection, rows)
+    deps.audit.cards_committed(rows, written)

@@ -157,6 +157,30 @@ def test_invalid_fhir_record_is_unconvertible_after_r4b_validation() -> None:
     assert "not valid FHIR" in (record.unconvertible_reason or "")
 
 
+def test_r4b_validation_is_cached_by_content_and_a_changed_record_is_validated_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from plugin.domain.loader import medications
+
+    medications.VALIDATION_CACHE.clear()
+    calls: list[str] = []
+    validate = medications._validate_r4b
+    monkeypatch.setattr(
+        medications, "_validate_r4b", lambda record: calls.append(record.source) or validate(record)
+    )
+    good = statement("a", rate(400, "ug/d"))
+    assert chart(good).dose_records[0].daily_dose_ug == 400.0
+    assert chart(dict(reversed(list(good.items())))).dose_records[0].daily_dose_ug == 400.0  # same content
+    assert len(calls) == 1
+    bad = statement("a", rate(400, "ug/d"))
+    bad["dateAsserted"] = "yesterday"
+    for _ in range(2):
+        record = chart(bad).dose_records[0]
+        assert record.daily_dose_ug is None and "not valid FHIR" in (record.unconvertible_reason or "")
+    assert len(calls) == 2  # the changed record once, then from the cache
+    medications.VALIDATION_CACHE.clear()
+
+
 def test_medication_request_alone_gives_the_dose_as_on_epic() -> None:
     assert only_dose(request("r1", rate(350, "ug/d"))) == 350.0
 

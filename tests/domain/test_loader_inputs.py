@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 from loader_builders import CODES, NOW, PID, patient, rate, request, statement
 
+from plugin.cds.prefetch import prefetch_templates
 from plugin.domain.chart import Origin
 from plugin.domain.loader import ChartInputError, chart_from_bundle, chart_from_prefetch, chart_from_resources
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The one list of prefetch keys: what the CDS service advertises.
+KEYS = tuple(prefetch_templates(CODES))
 SANDBOX_PATIENTS = sorted(
     (Path(__file__).resolve().parents[2] / "config" / "sandbox" / "patients").glob("*.json")
 )
@@ -114,16 +117,10 @@ def searchset(*resources: dict[str, Any], next_url: str | None = None) -> dict[s
 
 
 def test_prefetch_builds_the_chart_and_returns_nothing_missing_when_complete() -> None:
-    prefetch = {
-        "patient": patient(),
-        "meds": searchset(request("r1", rate(350, "ug/d"))),
-        "medstmts": searchset(),
-        "obs": searchset(),
-        "vitals": searchset(),
-        "conditions": searchset(),
-        "devices": searchset(),
-    }
-    result, missing = chart_from_prefetch(prefetch, codes=CODES, now=NOW, patient_id=PID)
+    prefetch: dict[str, Any] = {key: searchset() for key in KEYS}
+    prefetch["patient"] = patient()
+    prefetch["medicationRequests"] = searchset(request("r1", rate(350, "ug/d")))
+    result, missing = chart_from_prefetch(prefetch, keys=KEYS, codes=CODES, now=NOW, patient_id=PID)
     assert missing == []
     assert result.dose_records[0].daily_dose_ug == 350.0
     assert result.data_gaps == ()
@@ -131,22 +128,19 @@ def test_prefetch_builds_the_chart_and_returns_nothing_missing_when_complete() -
 
 def test_prefetch_null_outcome_paged_and_absent_keys_are_returned_to_fetch() -> None:
     outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "forbidden"}]}
-    prefetch = {
-        "patient": patient(),
-        "meds": searchset(request("r1"), next_url="https://ehr.example/fhir?page=2"),
-        "medstmts": None,
-        "obs": outcome,
-        "conditions": searchset(),
-        "devices": searchset(),
-    }
-    result, missing = chart_from_prefetch(prefetch, codes=CODES, now=NOW, patient_id=PID)
-    assert sorted(missing) == ["meds", "medstmts", "obs", "vitals"]
+    prefetch: dict[str, Any] = {key: searchset() for key in KEYS if key != "vitals"}
+    prefetch["patient"] = patient()
+    prefetch["medicationRequests"] = searchset(request("r1"), next_url="https://ehr.example/fhir?page=2")
+    prefetch["medicationStatements"] = None
+    prefetch["scores"] = outcome
+    result, missing = chart_from_prefetch(prefetch, keys=KEYS, codes=CODES, now=NOW, patient_id=PID)
+    assert sorted(missing) == ["medicationRequests", "medicationStatements", "scores", "vitals"]
     assert len(result.dose_records) == 1  # the first page is still read
     assert len(result.data_gaps) == 4
 
 
 def test_prefetch_without_patient_keeps_the_reference_and_asks_for_it() -> None:
-    result, missing = chart_from_prefetch({"patient": None}, codes=CODES, now=NOW, patient_id=PID)
+    result, missing = chart_from_prefetch({"patient": None}, keys=KEYS, codes=CODES, now=NOW, patient_id=PID)
     assert result.patient.reference == "Patient/p1" and result.patient.name is None
     assert "patient" in missing
 
@@ -154,7 +148,8 @@ def test_prefetch_without_patient_keeps_the_reference_and_asks_for_it() -> None:
 def test_prefetch_of_another_patient_is_an_input_error() -> None:
     with pytest.raises(ChartInputError):
         chart_from_prefetch(
-            {"meds": searchset(statement("s1", subject={"reference": "Patient/zz"}))},
+            {"medicationStatements": searchset(statement("s1", subject={"reference": "Patient/zz"}))},
+            keys=KEYS,
             codes=CODES,
             now=NOW,
             patient_id=PID,

@@ -7,12 +7,11 @@ vitals, eGFR, signs, pump values), ``conditions`` (origin, pregnancy, signs), ``
 """
 
 from plugin.domain.loader.build import chart_from_resources
-from plugin.domain.loader.bundle import PREFETCH_TEMPLATES, chart_from_bundle, chart_from_prefetch
+from plugin.domain.loader.bundle import chart_from_bundle, chart_from_prefetch
 from plugin.domain.loader.fhir_source import load_chart
 from plugin.domain.loader.index import ChartInputError
 
 __all__ = [
-    "PREFETCH_TEMPLATES",
     "ChartInputError",
     "chart_from_bundle",
     "chart_from_prefetch",

@@ -1,14 +1,17 @@
 """Charts from a FHIR Bundle (``itb check --bundle``) and from CDS Hooks prefetch.
 
 A prefetch value is a resource, a Bundle, null, or an OperationOutcome (CDS Hooks 2.0, standards.md
-§2.4). Keys that are absent, null, failed, or a Bundle with more pages are returned so that the CDS
-service can fetch them itself (or answer 412); the chart built without them is incomplete and says so in
-``data_gaps``.
+§2.4). Keys that are absent, null, failed, or a Bundle with more pages are returned so that the caller
+can fetch them itself; the chart built without them is incomplete and says so in ``data_gaps``.
+
+The prefetch keys are not defined here: the one list is ``plugin.cds.prefetch.prefetch_templates(codes)``
+(what the CDS service advertises), and callers pass its keys. The CDS service itself reads prefetch with
+``plugin.cds.prefetch.resolve`` (which also fetches what is missing) and ``chart_from_entries``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,17 +22,6 @@ from plugin.domain.loader.fhir import as_list, as_map
 from plugin.domain.loader.index import ChartInputError
 
 BUNDLE_TYPES = frozenset({"collection", "searchset", "transaction", "batch"})
-
-# The prefetch templates the CDS service advertises (standards.md §2.4); tokens cannot compute dates.
-PREFETCH_TEMPLATES: dict[str, str] = {
-    "patient": "Patient/{{context.patientId}}",
-    "meds": "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
-    "medstmts": "MedicationStatement?patient={{context.patientId}}&_include=MedicationStatement:medication",
-    "obs": "Observation?patient={{context.patientId}}&category=survey&_sort=-date&_count=50",
-    "vitals": "Observation?patient={{context.patientId}}&category=vital-signs&_sort=-date&_count=50",
-    "conditions": "Condition?patient={{context.patientId}}",
-    "devices": "DeviceUseStatement?patient={{context.patientId}}",
-}
 
 
 def _bundle_entries(bundle: Mapping[str, Any], allowed: frozenset[str]) -> list[tuple[str | None, Any]]:
@@ -61,11 +53,20 @@ def chart_from_bundle(bundle: Mapping[str, Any], *, codes: CodeSets, now: dateti
 
 
 def chart_from_prefetch(
-    prefetch: Mapping[str, Any | None], *, codes: CodeSets, now: datetime, patient_id: str
+    prefetch: Mapping[str, Any | None],
+    *,
+    keys: Iterable[str],
+    codes: CodeSets,
+    now: datetime,
+    patient_id: str,
 ) -> tuple[Chart, list[str]]:
-    """Build a Chart from CDS Hooks prefetch; return it with the keys still to fetch."""
+    """Build a Chart from CDS Hooks prefetch; return it with the keys still to fetch.
+
+    ``keys`` are the advertised prefetch keys (``plugin.cds.prefetch.prefetch_templates(codes)``): an
+    advertised key the prefetch lacks is returned as missing.
+    """
     entries: list[tuple[str | None, Any]] = []
-    missing: list[str] = [key for key in PREFETCH_TEMPLATES if key not in prefetch]
+    missing: list[str] = [key for key in keys if key not in prefetch]
     for key, value in prefetch.items():
         if not isinstance(value, Mapping) or value.get("resourceType") == "OperationOutcome":
             missing.append(key)

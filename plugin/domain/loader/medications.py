@@ -18,12 +18,20 @@ history comes from the preferred resource type only.
 
 Only the current intrathecal records are validated with ``fhir.resources.R4B``; an invalid one is kept
 as unconvertible (with the first validation error) so that the check cannot pass on a broken record.
+Validation is a pure function of the record's content, and the same records come back on every check of
+the same patient (each CDS order-sign call carries the whole chart again), so its result is cached by a
+hash of the canonical JSON of the record: a repeated record costs a serialisation, not an R4B model.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+
+import orjson
 
 from plugin.domain import units
 from plugin.domain.chart import CoMedication, DoseChange, DoseRecord
@@ -95,8 +103,16 @@ def _medication(index: ResourceIndex, resource: JSON) -> tuple[JSON, list[Coding
     return medication, codings, names
 
 
-def _record(index: ResourceIndex, codes: CodeSets, source: str, resource: JSON, kind: str) -> MedRecord:
-    """Read and classify one medication record."""
+def classify_med_record(
+    index: ResourceIndex, codes: CodeSets, source: str, resource: JSON, kind: str
+) -> MedRecord:
+    """Read and classify one MedicationStatement or MedicationRequest (``kind``) known as ``source``.
+
+    Resolves its medication through ``index`` (contained, relative, absolute or ``urn:uuid:``) and
+    decides with ``codes`` whether it is baclofen and whether it is intrathecal; reads its start and end.
+    The CDS service classifies a draft order with this same function, so a draft is recognised exactly as
+    the same MedicationRequest would be in the chart.
+    """
     medication, codings, names = _medication(index, resource)
     is_product = codes.intrathecal_products.matches(codings, names)
     is_baclofen = is_product or codes.baclofen.matches(codings, names)
@@ -142,8 +158,12 @@ def _record(index: ResourceIndex, codes: CodeSets, source: str, resource: JSON, 
     )
 
 
-def _concentration(codes: CodeSets, medication: JSON) -> float | None:
-    """Return the baclofen strength of a Medication in ug/mL, or None when not readable."""
+def baclofen_concentration_ug_per_ml(codes: CodeSets, medication: JSON) -> float | None:
+    """Return the baclofen strength of a Medication resource in ug/mL, or None when not readable.
+
+    The strength is the single ingredient's ``strength`` Ratio (or the baclofen ingredient's, when there
+    are several), converted with UCUM; an empty ``medication`` (a coded concept, no resource) gives None.
+    """
     ingredients = [as_map(i) for i in as_list(medication.get("ingredient"))]
     if len(ingredients) > 1:
         ingredients = [
@@ -168,8 +188,66 @@ def _concentration(codes: CodeSets, medication: JSON) -> float | None:
         return None
 
 
+class _ValidationCache:
+    """A bounded, thread-safe LRU of validation results keyed by (type, digest of canonical JSON)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, str | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(resource_type: str, resource: JSON) -> bytes | None:
+        """Return the cache key of a resource, or None when it is not plain JSON (then it is not cached)."""
+        try:
+            canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            return None
+        return resource_type.encode() + b"\0" + hashlib.blake2b(canonical, digest_size=20).digest()
+
+    def get(self, key: bytes) -> tuple[bool, str | None]:
+        """Return (found, result)."""
+        with self._lock:
+            if key not in self._items:
+                return False, None
+            self._items.move_to_end(key)
+            return True, self._items[key]
+
+    def put(self, key: bytes, result: str | None) -> None:
+        """Remember a result, dropping the least recently used beyond the size."""
+        with self._lock:
+            self._items[key] = result
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything (tests)."""
+        with self._lock:
+            self._items.clear()
+
+
+VALIDATION_CACHE = _ValidationCache(4096)
+
+
 def _validation_error(record: MedRecord) -> str | None:
-    """Validate a dose-bearing record with fhir.resources.R4B; return the first error in plain words."""
+    """Validate a dose-bearing record with fhir.resources.R4B; return the first error in plain words.
+
+    Cached by content (``VALIDATION_CACHE``): the same record gives the same answer without a new model.
+    """
+    key = VALIDATION_CACHE.key(record.resource_type, record.resource)
+    if key is not None:
+        found, result = VALIDATION_CACHE.get(key)
+        if found:
+            return result
+    result = _validate_r4b(record)
+    if key is not None:
+        VALIDATION_CACHE.put(key, result)
+    return result
+
+
+def _validate_r4b(record: MedRecord) -> str | None:
+    """Validate one record with its fhir.resources.R4B model (uncached)."""
     from pydantic import ValidationError
 
     if record.resource_type == "MedicationStatement":
@@ -189,7 +267,7 @@ def _validation_error(record: MedRecord) -> str | None:
 
 def _dose_record(codes: CodeSets, record: MedRecord, validate: bool) -> DoseRecord:
     """Build the DoseRecord of one intrathecal record."""
-    concentration = _concentration(codes, record.medication)
+    concentration = baclofen_concentration_ug_per_ml(codes, record.medication)
     result = daily_dose(as_list(record.resource.get(_DOSAGE_KEY[record.resource_type])), concentration)
     daily, reason = result.daily_dose_ug, result.reason
     invalid = _validation_error(record) if validate else None
@@ -242,7 +320,7 @@ def _history(codes: CodeSets, records: list[MedRecord], now: datetime) -> tuple[
 def read_medications(index: ResourceIndex, codes: CodeSets, now: datetime) -> Medications:
     """Read dose records, dose history and co-medications from the chart's medication records."""
     records = [
-        _record(index, codes, source, resource, kind)
+        classify_med_record(index, codes, source, resource, kind)
         for kind in ("MedicationStatement", "MedicationRequest")
         for source, resource in index.of_type(kind)
     ]
