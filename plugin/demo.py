@@ -47,9 +47,12 @@ class DemoServers:
     sandbox_server: Any
     app_url: str
     sandbox_url: str
+    outbox_runner: Any = None
 
     def shutdown(self) -> None:
-        """Stop both servers."""
+        """Stop the outbox runner and both servers."""
+        if self.outbox_runner is not None:
+            self.outbox_runner.stop()
         self.app_server.shutdown()
         self.sandbox_server.shutdown()
 
@@ -61,6 +64,7 @@ def start_demo(
     app_overrides: dict[str, Any] | None = None,
     sandbox_overrides: dict[str, Any] | None = None,
     instance_path: str | None = None,
+    outbox_runner: bool = True,
 ) -> DemoServers:
     """Start the sandbox and the app in background threads."""
     from plugin.app import create_app
@@ -79,7 +83,14 @@ def start_demo(
     )
     sandbox_server = serve_in_thread(sandbox, host, sandbox_port)
     app_server = serve_in_thread(app, host, port)
-    return DemoServers(app, sandbox, app_server, sandbox_server, app_url, sandbox_url)
+    runner = None
+    if outbox_runner:
+        from plugin.writeback.runner import OutboxRunner
+
+        # Retries what the EHR did not take at once (the page already tried once, synchronously).
+        runner = OutboxRunner(app.extensions["itb.db"], app.extensions["itb.client_factory"], interval_seconds=10)
+        runner.start()
+    return DemoServers(app, sandbox, app_server, sandbox_server, app_url, sandbox_url, runner)
 
 
 @click.command("demo")
