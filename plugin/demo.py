@@ -88,14 +88,18 @@ def start_demo(
         from plugin.writeback.runner import OutboxRunner
 
         # Retries what the EHR did not take at once (the page already tried once, synchronously).
-        runner = OutboxRunner(app.extensions["itb.db"], app.extensions["itb.client_factory"], interval_seconds=10)
+        runner = OutboxRunner(
+            app.extensions["itb.db"], app.extensions["itb.client_factory"], interval_seconds=10
+        )
         runner.start()
     return DemoServers(app, sandbox, app_server, sandbox_server, app_url, sandbox_url, runner)
 
 
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="The app's port; the sandbox takes the next.")
+@click.option(
+    "--port", default=8000, show_default=True, type=int, help="The app's port; the sandbox takes the next."
+)
 def demo(host: str, port: int) -> None:
     """Start the app and the sandbox EHR with its synthetic patients; print the launch page URL."""
     servers = start_demo(host, port, port + 1)

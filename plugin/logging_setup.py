@@ -15,9 +15,22 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_SECRET_PARAMS = (
-    "code|state|access_token|refresh_token|id_token|code_verifier|client_secret|client_assertion|"
-    "launch|token|jti|patient"
+# Names of parameters whose values are secret (not secrets themselves).
+_SECRET_PARAMS = "|".join(
+    (
+        "code",
+        "state",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "code_verifier",
+        "client_secret",
+        "client_assertion",
+        "launch",
+        "token",
+        "jti",
+        "patient",
+    )
 )
 _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)bearer\s+[A-Za-z0-9\-._~+/]+=*"), "Bearer [redacted]"),

@@ -23,7 +23,9 @@ _cache: dict[str, tuple[float, Chart]] = {}
 _lock = threading.Lock()
 
 
-def chart_for_launch(launch_id: str, patient_id: str, *, refresh: bool = False, now: datetime | None = None) -> Chart:
+def chart_for_launch(
+    launch_id: str, patient_id: str, *, refresh: bool = False, now: datetime | None = None
+) -> Chart:
     """Return the launch patient's chart, from the cache when fresh, else read from the EHR."""
     if not refresh:
         with _lock:

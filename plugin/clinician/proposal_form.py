@@ -58,7 +58,9 @@ def proposal_from_form(form: ProposalForm, current_daily_dose_ug: float | None) 
         raise ProposalFormError("The new dose must be a number.")
     if form.dose_mode == "percent":
         if current_daily_dose_ug is None:
-            raise ProposalFormError("A % change needs a known current dose; enter the new dose in ug/d instead.")
+            raise ProposalFormError(
+                "A % change needs a known current dose; enter the new dose in ug/d instead."
+            )
         daily = current_daily_dose_ug * (1 + value / 100.0)
     elif form.dose_mode == "ug/h":
         daily = value * 24.0
@@ -70,6 +72,8 @@ def proposal_from_form(form: ProposalForm, current_daily_dose_ug: float | None) 
     origin = None
     if form.origin in ("spinal", "cerebral"):
         if not form.origin_reason:
-            raise ProposalFormError("Say why the origin is overridden (for example: the diagnosis in the chart is incomplete).")
+            raise ProposalFormError(
+                "Say why the origin is overridden (for example: the diagnosis in the chart is incomplete)."
+            )
         origin = Origin(form.origin)
     return Proposal(daily_dose_ug=round(daily, 3), phase=phase, origin=origin)

@@ -71,7 +71,9 @@ def require_override(result: CheckResult, answers: NoteAnswers) -> None:
     if not answers.override_comment:
         raise SubmissionFormError("Add a comment explaining the override.")
     if result.verdict is Verdict.BLOCK and not answers.attested:
-        raise SubmissionFormError("A blocked change needs your explicit attestation: tick the box to confirm.")
+        raise SubmissionFormError(
+            "A blocked change needs your explicit attestation: tick the box to confirm."
+        )
 
 
 def chart_summary(chart: Chart, result: CheckResult, rules: Rules, now: datetime) -> dict[str, Any]:
@@ -113,7 +115,9 @@ def note_input(
         author_display=launch.fhir_user or "the launching user",
         patient_display=chart.patient.name or chart.patient.reference,
         override_reason_code=answers.override_reason or None,
-        override_reason_display=override_reason_display(answers.override_reason) if answers.override_reason else None,
+        override_reason_display=override_reason_display(answers.override_reason)
+        if answers.override_reason
+        else None,
         override_comment=answers.override_comment or None,
         attested=answers.attested,
     )

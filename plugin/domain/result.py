@@ -76,7 +76,11 @@ class CheckResult:
         """Return the result as CONTRACT §3 JSON (doses always in ug/d)."""
         current = None
         if self.current_daily_dose_ug is not None:
-            current = {"value": self.current_daily_dose_ug, "unit": "ug/d", "source": self.current_dose_source}
+            current = {
+                "value": self.current_daily_dose_ug,
+                "unit": "ug/d",
+                "source": self.current_dose_source,
+            }
         return {
             "verdict": self.verdict.value,
             "patient": self.patient,

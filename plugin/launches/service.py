@@ -58,7 +58,9 @@ class LaunchError(Exception):
 class LaunchExpired(LaunchError):
     """The launch is unknown, expired, or its tokens can no longer be refreshed: relaunch from the EHR."""
 
-    def __init__(self, safe_message: str = "This session has ended. Please launch the app again from the EHR.") -> None:
+    def __init__(
+        self, safe_message: str = "This session has ended. Please launch the app again from the EHR."
+    ) -> None:
         super().__init__(safe_message, status=401)
 
 
@@ -122,7 +124,9 @@ def _consume_pending(state: str, now: datetime) -> PendingLaunch:
         ).rowcount
         pending = session.get(PendingLaunch, state_hash)
     if pending is None or not claimed:
-        raise LaunchError("This sign-in link is not valid or was already used. Please launch again from the EHR.")
+        raise LaunchError(
+            "This sign-in link is not valid or was already used. Please launch again from the EHR."
+        )
     if pending.expires_at < now:
         raise LaunchError("The sign-in took too long. Please launch again from the EHR.")
     return pending
@@ -192,12 +196,19 @@ def finish_launch(state: str | None, code: str | None, error: str | None, now: d
         session.add(launch)
         # Notes this user left unfiled for this patient (an expired session) ride on the new launch.
         adopt_after_launch(
-            session, launch_id=launch.id, iss=entry.iss, patient_id=context.patient, fhir_user=fhir_user, now=now
+            session,
+            launch_id=launch.id,
+            iss=entry.iss,
+            patient_id=context.patient,
+            fhir_user=fhir_user,
+            now=now,
         )
     from plugin.audit.app_events import audit
 
     audit(launch, "launch.read-record", detail={"ehr": entry.name, "scope": launch.scope[:500]})
-    log.info("launch completed", extra={"event": "launch.complete", "ehr": entry.name, "launch_id": launch.id})
+    log.info(
+        "launch completed", extra={"event": "launch.complete", "ehr": entry.name, "launch_id": launch.id}
+    )
     return handle
 
 
@@ -253,7 +264,10 @@ def _read_tokens(launch_id: str) -> tuple[Launch, _TokenState]:
         raise LaunchExpired()
     data = _cipher().open(launch.tokens_enc)
     return launch, _TokenState(
-        data["access_token"], data.get("refresh_token"), datetime.fromisoformat(data["expires_at"]), launch.tokens_version
+        data["access_token"],
+        data.get("refresh_token"),
+        datetime.fromisoformat(data["expires_at"]),
+        launch.tokens_version,
     )
 
 
@@ -268,7 +282,7 @@ def current_access_token(launch_id: str, *, force_refresh: bool = False) -> str:
 def _as_tokenset(tokens: _TokenState) -> TokenSet:
     return TokenSet(
         access_token=tokens.access_token,
-        token_type="Bearer",
+        token_type="Bearer",  # noqa: S106 - a token type, not a secret
         expires_at=tokens.expires_at,
         refresh_token=tokens.refresh_token,
         scope="",
@@ -302,7 +316,9 @@ def _refresh(launch_id: str, seen_version: int) -> str:
         if not tokens.refresh_token:
             raise LaunchExpired()
         entry = registered_ehr(launch.iss)
-        fresh = refresh_tokens(discovery_for(entry.iss), client_registration(entry), tokens.refresh_token, now=now)
+        fresh = refresh_tokens(
+            discovery_for(entry.iss), client_registration(entry), tokens.refresh_token, now=now
+        )
     except Exception:
         with get_db().session() as session:
             session.execute(

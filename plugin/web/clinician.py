@@ -98,6 +98,10 @@ def api_check() -> ResponseReturnValue:
     panel = render_template(
         "_result.html", result=result, form_error=form_error, form=form, override_reasons=override_reasons()
     )
-    body: dict[str, Any] = {"result": result.to_json() if result else None, "error": form_error, "html": panel}
+    body: dict[str, Any] = {
+        "result": result.to_json() if result else None,
+        "error": form_error,
+        "html": panel,
+    }
     response: Response = jsonify(body)
     return response, 200 if form_error is None else 422

@@ -24,8 +24,8 @@ from plugin.clinician.submission import (
 from plugin.db import get_db
 from plugin.domain.chart import Chart
 from plugin.domain.result import CheckResult
-from plugin.launches.models import Launch
 from plugin.domain.rules_config import load_rules
+from plugin.launches.models import Launch
 from plugin.launches.service import fhir_client_for_launch
 from plugin.web.clinician import render_page, run_check
 from plugin.web.csrf import csrf_token, require_csrf
@@ -117,21 +117,32 @@ def submit() -> ResponseReturnValue:
             )
     except (SubmissionFormError, WriteBackInputError) as error:
         return render_page(post.form, status=422, form_error=str(error), answers=post.answers)
-    log.info("dose change submitted", extra={"event": "dose_change.submitted", "verdict": post.result.verdict.value})
+    log.info(
+        "dose change submitted",
+        extra={"event": "dose_change.submitted", "verdict": post.result.verdict.value},
+    )
     audit_submission(post.launch, record, post.result, post.answers)
     send_now()
     audit_filing(post.launch, record)
     return redirect(url_for("notes.confirmation", change_id=record.id), code=303)
 
 
-def audit_submission(launch: Launch, record: DoseChangeRecord, result: CheckResult, answers: NoteAnswers) -> None:
+def audit_submission(
+    launch: Launch, record: DoseChangeRecord, result: CheckResult, answers: NoteAnswers
+) -> None:
     """Record the check, the proposal and any override in the audit log."""
     related = [f"DoseChange/{record.id}"]
     audit(launch, "check.run", result=result, related=related)
     audit(launch, "dose-change.propose", result=result, related=related)
     if answers.override_reason:
-        audit(launch, "dose-change.override", result=result, related=related,
-              override_code=answers.override_reason, override_text=answers.override_comment)
+        audit(
+            launch,
+            "dose-change.override",
+            result=result,
+            related=related,
+            override_code=answers.override_reason,
+            override_text=answers.override_comment,
+        )
 
 
 def audit_filing(launch: Launch, record: DoseChangeRecord) -> None:
@@ -140,8 +151,14 @@ def audit_filing(launch: Launch, record: DoseChangeRecord) -> None:
         status = submission_status(session, record.outbox_submission_id)
     action = {"filed": "writeback.filed", "failed": "writeback.refused"}.get(status.state, "writeback.queued")
     related = [f"{i.resource_type}/{i.server_id}" for i in status.items if i.server_id]
-    audit(launch, action, dose_before=record.current_dose_ug_per_day, dose_after=record.proposed_dose_ug_per_day,
-          related=[f"DoseChange/{record.id}", *related], detail={"filing": status.state, "message": status.message[:300]})
+    audit(
+        launch,
+        action,
+        dose_before=record.current_dose_ug_per_day,
+        dose_after=record.proposed_dose_ug_per_day,
+        related=[f"DoseChange/{record.id}", *related],
+        detail={"filing": status.state, "message": status.message[:300]},
+    )
 
 
 def _submit_key() -> str:
@@ -149,7 +166,9 @@ def _submit_key() -> str:
     try:
         return str(uuid.UUID(key))
     except ValueError:
-        raise SubmissionFormError("This form is incomplete; open the preview again before submitting.") from None
+        raise SubmissionFormError(
+            "This form is incomplete; open the preview again before submitting."
+        ) from None
 
 
 def send_now() -> None:
@@ -167,7 +186,9 @@ def confirmation(change_id: str) -> ResponseReturnValue:
         if record is None or record.launch_id != launch.id:
             return render_template("error.html", message="No such dose change in this launch."), 404
         status = submission_status(session, record.outbox_submission_id)
-    return render_template("confirmation.html", record=record, status=status, csrf_token=csrf_token(launch.id))
+    return render_template(
+        "confirmation.html", record=record, status=status, csrf_token=csrf_token(launch.id)
+    )
 
 
 @bp.post("/changes/<change_id>/retry")

@@ -103,8 +103,10 @@ def render_trend_svg(chart: Chart, now: datetime, months: int = 24) -> str:
             f'<text x="{legend_x}" y="{height - 6}" font-size="11" fill="{colour}">&#9632; {escape(label)}</text>'
         )
         legend_x += 170
-    parts.append(f'<text x="{WIDTH - RIGHT}" y="{height - 6}" font-size="11" text-anchor="end" fill="#7a8793">'
-                 "- - refill</text>")
+    parts.append(
+        f'<text x="{WIDTH - RIGHT}" y="{height - 6}" font-size="11" text-anchor="end" fill="#7a8793">'
+        "- - refill</text>"
+    )
     for months_back in range(months, -1, -6):
         at = now - timedelta(days=round(months_back * 30.44))
         anchor = "start" if months_back == months else "end" if months_back == 0 else "middle"
@@ -126,7 +128,7 @@ def _score_series(scores: list[Score], x: object, bottom: float, maximum: float,
     line = " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in points)
     dots = "".join(
         f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{escape(s.display)} '
-        f'on {s.effective:%d %b %Y}</title></circle>'
+        f"on {s.effective:%d %b %Y}</title></circle>"
         for px, py, s in points
     )
     return f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.5"/>{dots}'
@@ -135,11 +137,19 @@ def _score_series(scores: list[Score], x: object, bottom: float, maximum: float,
 def trend_rows(chart: Chart, now: datetime, months: int = 24) -> list[TrendRow]:
     """Return the plot's content as table rows, newest first."""
     start = now - timedelta(days=round(months * 30.44))
-    rows = [TrendRow(c.at, "Dose change", f"{c.to_daily_dose_ug:.0f} ug/d") for c in chart.dose_history if c.at >= start]
+    rows = [
+        TrendRow(c.at, "Dose change", f"{c.to_daily_dose_ug:.0f} ug/d")
+        for c in chart.dose_history
+        if c.at >= start
+    ]
     rows += [
         TrendRow(s.effective, SCORE_STYLES.get(s.code, (s.code, 0, ""))[0], s.display)
         for s in chart.scores
         if s.effective >= start
     ]
-    rows += [TrendRow(r.at, "Refill", f"{r.volume_ml:.0f} mL" if r.volume_ml else "") for r in chart.refills if r.at >= start]
+    rows += [
+        TrendRow(r.at, "Refill", f"{r.volume_ml:.0f} mL" if r.volume_ml else "")
+        for r in chart.refills
+        if r.at >= start
+    ]
     return sorted(rows, key=lambda row: row.when, reverse=True)

@@ -31,7 +31,12 @@ def _mock_discovery(rsps: responses.RequestsMock) -> None:
             "authorization_endpoint": AUTHORIZE,
             "token_endpoint": TOKEN,
             "code_challenge_methods_supported": ["S256"],
-            "capabilities": ["launch-ehr", "client-confidential-symmetric", "permission-v2", "context-ehr-patient"],
+            "capabilities": [
+                "launch-ehr",
+                "client-confidential-symmetric",
+                "permission-v2",
+                "context-ehr-patient",
+            ],
         },
     )
 
@@ -141,8 +146,14 @@ def test_a_whole_launch_logs_no_token_code_verifier_or_secret(
         token_request = rsps.calls[-1].request
     verifier = parse_qs(token_request.body)["code_verifier"][0]
     logged = caplog.text + json.dumps([r.__dict__ for r in caplog.records], default=str)
-    for secret in ("access-token-xyz", "refresh-access-token-xyz", "the-auth-code", verifier, "test-secret",
-                   query["state"][0]):
+    for secret in (
+        "access-token-xyz",
+        "refresh-access-token-xyz",
+        "the-auth-code",
+        verifier,
+        "test-secret",
+        query["state"][0],
+    ):
         assert secret not in logged
 
 
@@ -159,7 +170,11 @@ def test_discovery_without_s256_fails_closed(client: FlaskClient) -> None:
     with responses.RequestsMock() as rsps:
         rsps.get(
             f"{SANDBOX_ISS}/.well-known/smart-configuration",
-            json={"authorization_endpoint": AUTHORIZE, "token_endpoint": TOKEN, "code_challenge_methods_supported": ["plain"]},
+            json={
+                "authorization_endpoint": AUTHORIZE,
+                "token_endpoint": TOKEN,
+                "code_challenge_methods_supported": ["plain"],
+            },
         )
         response = client.get(f"/launch?iss={SANDBOX_ISS}&launch=x")
     assert response.status_code == 502

@@ -31,7 +31,7 @@ def test_scrub_removes_token_fields_from_json_text() -> None:
 
 
 def test_json_formatter_writes_one_json_object_with_extra_fields() -> None:
-    record = logging.LogRecord("itb", logging.INFO, __file__, 1, "hello %s", ("state=s3", ), None)
+    record = logging.LogRecord("itb", logging.INFO, __file__, 1, "hello %s", ("state=s3",), None)
     record.event = "launch.start"
     ScrubbingFilter().filter(record)
     payload = json.loads(JsonFormatter().format(record))

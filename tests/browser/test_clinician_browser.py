@@ -62,7 +62,9 @@ def _axe_violations(browser: Any) -> list[dict[str, Any]]:
     return [v for v in result if v.get("impact") in ("serious", "critical")]
 
 
-def test_clinician_checks_doses_and_files_a_note_that_reaches_the_ehr(browser: Any, live: Live, shoot: Any) -> None:
+def test_clinician_checks_doses_and_files_a_note_that_reaches_the_ehr(
+    browser: Any, live: Live, shoot: Any
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 

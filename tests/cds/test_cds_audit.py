@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 
 import plugin.cds
 from plugin.app import create_app
-from plugin.audit.log import AuditEntry, chain_transaction, record
+from plugin.audit.log import AuditEntry, append_entries, chain_transaction, record
 from plugin.audit.models import AUDIT_TABLE, record_as_dict
 from plugin.audit.verify import verify_chain
-from plugin.audit.log import append_entries
 from plugin.cds.models import IssuedCard
 from plugin.db import Database
 

@@ -35,8 +35,14 @@ class Live:
         store = self.servers.sandbox_app.extensions["sandbox"].store
         return list(store.tenant(tenant).all(resource_type))
 
-    def launch(self, patient: str, *, tenant: str = "full", user: str = "clinician-1",
-               session: requests.Session | None = None) -> requests.Response:
+    def launch(
+        self,
+        patient: str,
+        *,
+        tenant: str = "full",
+        user: str = "clinician-1",
+        session: requests.Session | None = None,
+    ) -> requests.Response:
         """Launch the app from the sandbox launch page for a patient and return the app page response."""
         session = session or requests.Session()
         return session.get(

@@ -53,8 +53,11 @@ DOOMED_RUNNER = textwrap.dedent(
 
 def _notes_with(store, write_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
     return [
-        r for r in store.all("DocumentReference")
-        if any(i.get("system") == WRITE_SYSTEM and i.get("value") == write_id for i in r.get("identifier", []))
+        r
+        for r in store.all("DocumentReference")
+        if any(
+            i.get("system") == WRITE_SYSTEM and i.get("value") == write_id for i in r.get("identifier", [])
+        )
     ]
 
 
@@ -67,9 +70,14 @@ def test_a_kill_between_sending_and_recording_leaves_exactly_one_note(tmp_path: 
     tenant.create({"resourceType": "Patient", "id": "123"}, "123")
     for reference in ("MedicationStatement/abc", "MedicationRequest/opioid-1", "MedicationRequest/oral-2"):
         kind, rid = reference.split("/")
-        tenant.create({"resourceType": kind, "id": rid, "status": "active", "subject": {"reference": "Patient/123"}}, rid)
+        tenant.create(
+            {"resourceType": kind, "id": rid, "status": "active", "subject": {"reference": "Patient/123"}},
+            rid,
+        )
     context.auth.issue_access_token(
-        "crash-test-token", Grant("itb-public", "user/*.cruds", LaunchContext("full", "clinician-1", "123")), 3600
+        "crash-test-token",
+        Grant("itb-public", "user/*.cruds", LaunchContext("full", "clinician-1", "123")),
+        3600,
     )
     base = f"{server.url}/full/fhir"
     client = FhirClient(base, lambda: "crash-test-token")
@@ -79,19 +87,29 @@ def test_a_kill_between_sending_and_recording_leaves_exactly_one_note(tmp_path: 
     try:
         now = datetime.now(UTC)
         resources = build_submission(
-            note_input(), context=WriteContext(base, "123", "Practitioner/clinician-1", None, now),
+            note_input(),
+            context=WriteContext(base, "123", "Practitioner/clinician-1", None, now),
             settings=WriteBackSettings(),
         )
         note_id = resources[0]["identifier"][0]["value"]
         with db.session() as session:
             submission = enqueue_submission(
-                session, launch_id="launch-1", iss=base, patient_id="123", resources=resources,
-                capabilities=client.capabilities(), author_ref="Practitioner/clinician-1", now=now,
+                session,
+                launch_id="launch-1",
+                iss=base,
+                patient_id="123",
+                resources=resources,
+                capabilities=client.capabilities(),
+                author_ref="Practitioner/clinician-1",
+                now=now,
             )
 
         child = subprocess.run(
             [sys.executable, "-c", DOOMED_RUNNER, db_url, base, "crash-test-token"],
-            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         )
         assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]

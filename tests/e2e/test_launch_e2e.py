@@ -58,8 +58,13 @@ def test_standalone_launch_lets_the_user_pick_a_patient(live: Live) -> None:
     fields.update({"patient": "ms-adult", "user": "clinician-1"})
     target = form_action if form_action.startswith("http") else f"{live.sandbox_url}{form_action}"
     method = re.search(r'<form[^>]*method="([^"]+)"', picker.text).group(1).lower()
-    response = browser.request(method, target, data=fields if method == "post" else None,
-                               params=fields if method == "get" else None, timeout=30)
+    response = browser.request(
+        method,
+        target,
+        data=fields if method == "post" else None,
+        params=fields if method == "get" else None,
+        timeout=30,
+    )
     _handle(response, live)
     assert 'id="current-dose"' in response.text
 

@@ -170,7 +170,9 @@ def test_unknown_or_unsupported_parameters_are_400(
     assert response.json["resourceType"] == "OperationOutcome"
 
 
-def test_count_is_capped_at_1000_like_our_hapi_configuration(client: FlaskClient, headers: dict[str, str]) -> None:
+def test_count_is_capped_at_1000_like_our_hapi_configuration(
+    client: FlaskClient, headers: dict[str, str]
+) -> None:
     small = client.get("/full/fhir/Observation?_count=3", headers=headers)
     assert len(small.json["entry"]) == 3
     response = client.get("/full/fhir/Observation?_count=100000", headers=headers)
@@ -201,7 +203,9 @@ def test_malformed_date_is_a_fhir_error() -> None:
         parse_date_range("30/11/2026")
 
 
-def test_tag_search_finds_a_provenance_by_its_meta_tag_as_hapi_does(client: FlaskClient, headers: dict[str, str]) -> None:
+def test_tag_search_finds_a_provenance_by_its_meta_tag_as_hapi_does(
+    client: FlaskClient, headers: dict[str, str]
+) -> None:
     """The outbox finds a Provenance (no identifier element in R4) by ``_tag``, which HAPI supports."""
     provenance = {
         "resourceType": "Provenance",
@@ -212,7 +216,19 @@ def test_tag_search_finds_a_provenance_by_its_meta_tag_as_hapi_does(client: Flas
     }
     created = client.post(f"{ROOT}/full/fhir/Provenance", json=provenance, headers=headers)
     assert created.status_code == 201, created.json
-    found = _ids(client, headers, f"{ROOT}/full/fhir/Provenance",
-                 _tag="http://itb-dose-check.org/fhir/identifier/write|w-1")
+    found = _ids(
+        client,
+        headers,
+        f"{ROOT}/full/fhir/Provenance",
+        _tag="http://itb-dose-check.org/fhir/identifier/write|w-1",
+    )
     assert found == [created.json["id"]]
-    assert _ids(client, headers, f"{ROOT}/full/fhir/Provenance", _tag="http://itb-dose-check.org/fhir/identifier/write|w-2") == []
+    assert (
+        _ids(
+            client,
+            headers,
+            f"{ROOT}/full/fhir/Provenance",
+            _tag="http://itb-dose-check.org/fhir/identifier/write|w-2",
+        )
+        == []
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
+
 from plugin.domain.rules_config import FINDING_CODES as RULE_FINDING_CODES
 
 ROOT = Path(__file__).resolve().parents[2]

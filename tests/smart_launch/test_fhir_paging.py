@@ -43,7 +43,9 @@ def test_offset_page_urls_lists_every_remaining_page_of_a_hapi_style_search() ->
         (PAGES.format(offset=2), 2),  # nothing beyond the first page
     ],
 )
-def test_offset_page_urls_refuses_anything_but_the_exact_offset_shape(next_url: str, total: int | None) -> None:
+def test_offset_page_urls_refuses_anything_but_the_exact_offset_shape(
+    next_url: str, total: int | None
+) -> None:
     assert offset_page_urls(next_url, total) is None
 
 
@@ -53,8 +55,16 @@ def test_search_many_fetches_the_remaining_offset_pages_at_once_and_keeps_their_
     for offset, ids in ((2, ["o3", "o4"]), (4, ["o5"])):
         responses.get(
             BASE,
-            match=[responses.matchers.query_param_matcher(
-                {"_getpages": "abc", "_getpagesoffset": str(offset), "_count": "2", "_bundletype": "searchset"})],
+            match=[
+                responses.matchers.query_param_matcher(
+                    {
+                        "_getpages": "abc",
+                        "_getpagesoffset": str(offset),
+                        "_count": "2",
+                        "_bundletype": "searchset",
+                    }
+                )
+            ],
             json=_page(ids, total=5, next_offset=None if offset == 4 else offset + 2),
         )
     with FhirClient(BASE, lambda: "t") as client:
@@ -66,15 +76,24 @@ def test_search_many_fetches_the_remaining_offset_pages_at_once_and_keeps_their_
 
 @responses.activate
 def test_search_many_follows_opaque_next_links_one_by_one() -> None:
-    responses.get(f"{BASE}/Observation", json={
-        "resourceType": "Bundle", "type": "searchset", "total": 3,
-        "entry": [{"resource": {"resourceType": "Observation", "id": "o1"}}],
-        "link": [{"relation": "next", "url": f"{BASE}/cursor/1"}],
-    })
-    responses.get(f"{BASE}/cursor/1", json={
-        "resourceType": "Bundle", "type": "searchset",
-        "entry": [{"resource": {"resourceType": "Observation", "id": "o2"}}],
-    })
+    responses.get(
+        f"{BASE}/Observation",
+        json={
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": 3,
+            "entry": [{"resource": {"resourceType": "Observation", "id": "o1"}}],
+            "link": [{"relation": "next", "url": f"{BASE}/cursor/1"}],
+        },
+    )
+    responses.get(
+        f"{BASE}/cursor/1",
+        json={
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": {"resourceType": "Observation", "id": "o2"}}],
+        },
+    )
     with FhirClient(BASE, lambda: "t") as client:
         [result] = client.search_many([Search("Observation")])
     assert [r["id"] for r in result] == ["o1", "o2"]  # type: ignore[union-attr]
