@@ -34,9 +34,11 @@ def _register_optional_commands() -> None:
     from plugin.audit.cli import audit
     from plugin.check_cli import check
     from plugin.demo import demo
+    from plugin.keys_cli import keys_group
+    from plugin.serve import serve
     from plugin.writeback.cli import outbox_cli
 
-    for command in (audit, check, demo, outbox_cli):
+    for command in (audit, check, demo, keys_group, outbox_cli, serve):
         cli.add_command(command)
 
 
