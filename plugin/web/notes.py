@@ -122,7 +122,7 @@ def submit() -> ResponseReturnValue:
         extra={"event": "dose_change.submitted", "verdict": post.result.verdict.value},
     )
     audit_submission(post.launch, record, post.result, post.answers)
-    send_now()
+    send_now(record.outbox_submission_id)
     audit_filing(post.launch, record)
     return redirect(url_for("notes.confirmation", change_id=record.id), code=303)
 
@@ -171,10 +171,17 @@ def _submit_key() -> str:
         ) from None
 
 
-def send_now() -> None:
-    """Try the outbox once right away so the confirmation can say 'filed' when the EHR answers."""
+def send_now(submission_id: str) -> None:
+    """Try this submission's rows once right away, so the confirmation can say 'filed' when the EHR
+    answers; other submissions are the outbox runner's (a submit must not file everyone's rows)."""
     factory = current_app.extensions["itb.client_factory"]
-    run_once(get_db(), factory, now=datetime.now(UTC), owner=f"web-{uuid.uuid4().hex[:8]}")
+    run_once(
+        get_db(),
+        factory,
+        now=datetime.now(UTC),
+        owner=f"web-{uuid.uuid4().hex[:8]}",
+        submission_id=submission_id,
+    )
 
 
 @bp.get("/changes/<change_id>")
@@ -203,6 +210,7 @@ def retry_change(change_id: str) -> ResponseReturnValue:
         for item in submission_status(session, record.outbox_submission_id).items:
             if item.status == "failed":
                 retry(session, item.id)
-    send_now()
+        submission_id = record.outbox_submission_id
+    send_now(submission_id)
     audit_filing(launch, record)
     return redirect(url_for("notes.confirmation", change_id=change_id), code=303)

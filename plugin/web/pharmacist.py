@@ -11,10 +11,9 @@ and asks the pharmacist to open that patient's chart.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from plugin.audit.app_events import audit
@@ -38,9 +37,8 @@ from plugin.verification.service import (
 )
 from plugin.web.csrf import csrf_token, require_csrf
 from plugin.web.launch_scope import current_launch, launch_blueprint
+from plugin.web.notes import send_now, writeback_settings
 from plugin.writeback.outbox import submission_status
-from plugin.writeback.resources import WriteBackSettings
-from plugin.writeback.sender import run_once
 
 bp = launch_blueprint("pharmacist", __name__)
 log = logging.getLogger(__name__)
@@ -62,11 +60,6 @@ def refuse(
     ), error.status
 
 
-def writeback_settings() -> WriteBackSettings:
-    """Return the site's note settings (the same note type as the clinician's note)."""
-    return WriteBackSettings(note_type_loinc=str(current_app.config["NOTE_TYPE_LOINC"]))
-
-
 def fresh_chart(launch: Launch, record: DoseChangeRecord) -> Chart | None:
     """Re-read the change's patient's chart from the EHR, or None when it is not this launch's patient."""
     if str(launch.patient_id) != record.patient_id:
@@ -77,12 +70,6 @@ def fresh_chart(launch: Launch, record: DoseChangeRecord) -> Chart | None:
 def ehr_capabilities(launch: Launch) -> dict[str, object]:
     """Return the EHR's CapabilityStatement (which types it can store)."""
     return dict(fhir_client_for_launch(launch.id).capabilities())
-
-
-def send_now() -> None:
-    """Try the outbox once right away so the page can say 'filed' when the EHR answers."""
-    factory = current_app.extensions["itb.client_factory"]
-    run_once(get_db(), factory, now=datetime.now(UTC), owner=f"web-{uuid.uuid4().hex[:8]}")
 
 
 def load_change(launch: Launch, change_id: str) -> DoseChangeRecord | None:
@@ -203,7 +190,7 @@ def act(change_id: str, action: str) -> ResponseReturnValue:
         )
         return render_template("pharmacist_conflict.html", message=error.message, change_id=change_id), 409
     log.info("dose change %s", done.status_after, extra={"event": AUDIT_ACTIONS[action]})
-    send_now()
+    send_now(done.outbox_submission_id)
     audit(
         launch,
         AUDIT_ACTIONS[action],

@@ -22,21 +22,17 @@ S = OutboxStatus
 LEASE = timedelta(minutes=2)
 
 
-def due_ids(db: Database, now: datetime, batch: int) -> list[str]:
-    """Return ids of rows that are due and not leased, oldest first."""
+def due_ids(db: Database, now: datetime, batch: int, *, submission_id: str | None = None) -> list[str]:
+    """Return ids of rows that are due and not leased, oldest first (of one submission when given)."""
+    query = select(OutboxItem.id).where(
+        OutboxItem.status.in_([S.PENDING.value, S.SENDING.value, S.SENT.value]),
+        OutboxItem.next_attempt_at <= now,
+        or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now),
+    )
+    if submission_id is not None:
+        query = query.where(OutboxItem.submission_id == submission_id)
     with db.session() as session:
-        return list(
-            session.scalars(
-                select(OutboxItem.id)
-                .where(
-                    OutboxItem.status.in_([S.PENDING.value, S.SENDING.value, S.SENT.value]),
-                    OutboxItem.next_attempt_at <= now,
-                    or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until < now),
-                )
-                .order_by(OutboxItem.created_at, OutboxItem.seq)
-                .limit(batch)
-            )
-        )
+        return list(session.scalars(query.order_by(OutboxItem.created_at, OutboxItem.seq).limit(batch)))
 
 
 def claim(db: Database, item_id: str, *, owner: str, now: datetime) -> OutboxItem | None:
@@ -83,7 +79,8 @@ def arm_dependents(session: Session, item: OutboxItem, now: datetime) -> None:
         select(OutboxItem).where(
             OutboxItem.submission_id == item.submission_id,
             OutboxItem.status == S.PENDING.value,
-            OutboxItem.next_attempt_at.is_(None),
+            # Waiting rows have no time yet, or a recheck time later than now (see sender).
+            or_(OutboxItem.next_attempt_at.is_(None), OutboxItem.next_attempt_at > now),
             OutboxItem.needs_launch.is_(False),
         )
     ).all()

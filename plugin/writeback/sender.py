@@ -27,6 +27,8 @@ from plugin.writeback.resources import validate_resource, write_id_of, write_key
 from smart_launch.fhir_client import FhirAuthError, FhirClient, FhirConflict, FhirError
 
 log = logging.getLogger(__name__)
+# How soon a row waiting for another row of its submission looks again (if nothing armed it sooner).
+DEPENDENCY_RECHECK = timedelta(seconds=10)
 S = OutboxStatus
 # Returns the client for a row's launch (it owns the client's lifetime: run_once never closes it);
 # raising (e.g. LaunchExpired) parks the row until a new launch adopts it.
@@ -123,8 +125,18 @@ def _process(
             attempts += 1
             item.attempts = attempts
             resource = resolved_payload(db, item)
-            if resource is None:  # a dependency lost its server id meanwhile: wait for it again
-                finish(db, item, owner=owner, now=now, status=S.PENDING.value, next_attempt_at=None)
+            if resource is None:
+                # A row it refers to is not filed yet. Look again soon rather than only when that row
+                # arms it: another runner may file it while we hold this lease, and its wake-up would
+                # then find this row still due and move on (a lost wake-up left rows stuck for good).
+                finish(
+                    db,
+                    item,
+                    owner=owner,
+                    now=now,
+                    status=S.PENDING.value,
+                    next_attempt_at=now + DEPENDENCY_RECHECK,
+                )
                 return
             if not is_about_patient(resource, item.patient_id, item.iss):
                 finish(
@@ -277,14 +289,21 @@ def _fail_or_park(
 
 
 def run_once(
-    db: Database, client_factory: ClientFactory, *, now: datetime, owner: str, limit: int = 20
+    db: Database,
+    client_factory: ClientFactory,
+    *,
+    now: datetime,
+    owner: str,
+    limit: int = 20,
+    submission_id: str | None = None,
 ) -> RunReport:
-    """Claim and send due rows (at most ``limit``); rows armed on the way are sent in the same run."""
+    """Claim and send due rows (at most ``limit``, only of ``submission_id`` when given); rows armed on
+    the way are sent in the same run."""
     report = RunReport()
     clients: dict[str, FhirClient | None] = {}
     while report.claimed < limit:
         progressed = False
-        for item_id in due_ids(db, now, limit - report.claimed):
+        for item_id in due_ids(db, now, limit - report.claimed, submission_id=submission_id):
             item = claim(db, item_id, owner=owner, now=now)
             if item is None:
                 continue

@@ -33,7 +33,7 @@ def no_ehr(monkeypatch: pytest.MonkeyPatch) -> None:
         lambda launch, record: scenario_chart() if launch.patient_id == record.patient_id else None,
     )
     monkeypatch.setattr(pages, "ehr_capabilities", lambda launch: CAPS)
-    monkeypatch.setattr(pages, "send_now", lambda: None)
+    monkeypatch.setattr(pages, "send_now", lambda submission_id: None)
 
 
 def post(

@@ -355,3 +355,38 @@ def requests_timeout() -> Exception:
     import requests
 
     return requests.exceptions.ReadTimeout("read timed out")
+
+
+def test_a_row_whose_reference_is_not_filed_yet_looks_again_and_is_woken_when_it_is(
+    db: Database, ehr: FakeEhr, client: FhirClient
+) -> None:
+    """The lost wake-up of the load test: a Provenance claimed while another runner still holds the
+    note must not be left waiting with no time to look again."""
+    settings = WriteBackSettings(detected_issues=False, questionnaire_response=False)
+    queue_note(db, FULL_CAPS, settings=settings)
+    document, provenance = rows(db)
+    with db.session() as session:  # another runner holds the note; the Provenance was armed meanwhile
+        session.get(OutboxItem, document.id).lease_owner = "runner-elsewhere"
+        session.get(OutboxItem, document.id).lease_until = NOW + timedelta(minutes=1)
+        session.get(OutboxItem, provenance.id).next_attempt_at = NOW
+    run_once(db, lambda item: client, now=NOW, owner="runner-1")
+    _, provenance = rows(db)
+    assert provenance.status == "pending"
+    assert provenance.next_attempt_at is not None and provenance.next_attempt_at > NOW
+    with db.session() as session:  # the other runner died; its lease runs out
+        session.get(OutboxItem, document.id).lease_until = NOW - timedelta(seconds=1)
+    run_once(db, lambda item: client, now=NOW, owner="runner-2")
+    assert [r.status for r in rows(db)] == ["confirmed", "confirmed"]
+    assert len(ehr.of_type("Provenance")) == 1
+
+
+def test_run_once_for_one_submission_leaves_other_submissions_to_the_runner(
+    db: Database, ehr: FakeEhr, client: FhirClient
+) -> None:
+    settings = WriteBackSettings(detected_issues=False, questionnaire_response=False)
+    mine = queue_note(db, FULL_CAPS, settings=settings)
+    other = queue_note(db, FULL_CAPS, settings=settings)
+    run_once(db, lambda item: client, now=NOW, owner="web-1", submission_id=mine)
+    with db.session() as session:
+        assert submission_status(session, mine).state == "filed"
+        assert submission_status(session, other).state == "pending"
