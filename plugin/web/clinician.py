@@ -23,6 +23,7 @@ from plugin.launches.models import Launch
 from plugin.launches.service import launch_context
 from plugin.web.csrf import csrf_token, require_csrf
 from plugin.web.launch_scope import current_launch, launch_blueprint
+from plugin.web.smart_style import fetch_style_css
 from plugin.web.trend_svg import render_trend_svg, trend_rows
 from plugin.writeback.codes import override_reasons
 
@@ -86,6 +87,14 @@ def check_form() -> ResponseReturnValue:
     """Check a proposal posted without JavaScript and show the page with the result."""
     require_csrf(current_launch().id)
     return render_page(ProposalForm.from_mapping(request.form))
+
+
+@bp.get("/style.css")
+def smart_style() -> ResponseReturnValue:
+    """Serve the EHR's SMART style (its colours and fonts) as CSS for this launch's pages."""
+    launch = current_launch()
+    css = fetch_style_css(launch.smart_style_url) if launch.smart_style_url else ""
+    return Response(css, mimetype="text/css", headers={"Cache-Control": "private, max-age=300"})
 
 
 @bp.get("/api/check")

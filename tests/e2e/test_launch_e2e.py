@@ -110,3 +110,12 @@ def test_the_whole_launch_logs_no_token_code_verifier_or_handle(live: Live) -> N
     assert codes and states, "werkzeug saw the callback URL; the scrubbed output must not"
     for secret in [handle, *codes, *states]:
         assert secret not in output
+
+
+def test_the_ehrs_smart_style_is_applied_through_the_launchs_stylesheet(live: Live) -> None:
+    response = live.launch("sci-adult")
+    handle = _handle(response, live)
+    assert f'href="/l/{handle}/style.css"' in response.text
+    css = requests.get(f"{live.app_url}/l/{handle}/style.css", timeout=30)
+    assert css.headers["Content-Type"].startswith("text/css")
+    assert "--bg: #f7f7f7;" in css.text  # the sandbox's color_background
