@@ -29,6 +29,12 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "PUBLIC_URL": None,  # e.g. https://itb.example.org; default: from the request
     "NOTE_TYPE_LOINC": "11506-3",
+    # The app sets no cookie (ADR 0001). Should Flask ever set its session cookie, it must work inside an
+    # EHR iframe without being a third-party tracking cookie: SameSite=None; Secure; HttpOnly; Partitioned.
+    "SESSION_COOKIE_SAMESITE": "None",
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_PARTITIONED": True,
     # `itb serve` (gunicorn, gthread workers): see docs/deployment.md
     "BIND": "127.0.0.1:8000",
     "WORKERS": 2,

@@ -119,3 +119,11 @@ def test_the_ehrs_smart_style_is_applied_through_the_launchs_stylesheet(live: Li
     css = requests.get(f"{live.app_url}/l/{handle}/style.css", timeout=30)
     assert css.headers["Content-Type"].startswith("text/css")
     assert "--bg: #f7f7f7;" in css.text  # the sandbox's color_background
+
+
+def test_a_whole_launch_and_check_sets_no_cookie_at_the_app(live: Live) -> None:
+    browser = requests.Session()
+    response = live.launch("sci-adult", session=browser)
+    handle = _handle(response, live)
+    browser.get(f"{live.app_url}/l/{handle}/api/check", params={"dose_value": "420", "dose_mode": "ug/d"}, timeout=30)
+    assert [c for c in browser.cookies if c.domain in ("127.0.0.1", "127.0.0.1.local")] == []
