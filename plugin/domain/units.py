@@ -82,13 +82,33 @@ class UnitError(ValueError):
         self.reason = reason
 
 
+# Unit strings as written -> normalised. A chart repeats a handful of units thousands of times; the
+# cache is bounded so that odd input cannot grow it without limit.
+_NORMALISED: dict[str, str] = {}
+_NORMALISED_MAX = 512
+
+
 def _normalise(unit: str) -> str:
     """Return the unit lower-cased and without spaces."""
+    if type(unit) is str:
+        key = _NORMALISED.get(unit)
+        if key is not None:
+            return key
+        key = unit.strip().lower().replace(" ", "")
+        if len(_NORMALISED) < _NORMALISED_MAX:
+            _NORMALISED[unit] = key
+        return key
     return unit.strip().lower().replace(" ", "")
 
 
 def _check_value(value: float) -> float:
     """Return ``value`` as a float, refusing NaN, infinity and negatives."""
+    kind = type(value)
+    if kind is float:
+        if 0.0 <= value < math.inf:  # the common case (NaN fails both comparisons)
+            return value
+    elif kind is int and value >= 0:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UnitError(f"{value!r} is not a number")
     if not math.isfinite(value):
@@ -259,7 +279,9 @@ def quantity_unit(quantity: Mapping[str, Any]) -> str | None:
 
 def temperature_cel(value: float, unit: str) -> float:
     """Convert a body temperature in ``Cel`` or ``[degF]`` to degrees Celsius."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not (type(value) is float and -math.inf < value < math.inf) and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
         raise UnitError("the temperature is not a finite number")
     scale = _TEMPERATURE.get(_normalise(unit))
     if scale == "C":

@@ -72,10 +72,19 @@ def parse_datetime(value: Any) -> datetime | None:
     A date without time (``2024-05-01``, ``2024-05``, ``2024``) means the start of that day, month or
     year in UTC. A time without a zone is invalid FHIR and is refused rather than guessed.
     """
-    if not isinstance(value, str):
+    if type(value) is not str and not isinstance(value, str):
         return None
+    length = len(value)
+    if length > 10:  # a dateTime or instant, the common case ("2024-05-01T10:00:00Z")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        tz = parsed.tzinfo
+        if tz is UTC:  # what fromisoformat gives for "Z" and "+00:00"
+            return parsed
+        return None if tz is None else parsed.astimezone(UTC)
     try:
-        length = len(value)
         if length == 10:
             day = date.fromisoformat(value)
             return datetime(day.year, day.month, day.day, tzinfo=UTC)

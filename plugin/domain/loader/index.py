@@ -102,13 +102,15 @@ def single_patient(
         if resource_type == "Patient":
             continue
         for source, item in items:
-            for key in _SUBJECT_KEYS:
-                subject = item.get(key)
-                if subject is None:
-                    continue
-                ref = as_map(subject).get("reference")
-                if ref in accepted:
-                    continue
-                if type(ref) is not str or reference_key(ref) not in accepted:
+            # _SUBJECT_KEYS unrolled: this runs for every resource of a large chart.
+            subject = item.get("subject")
+            if subject is not None:
+                ref = (subject if type(subject) is dict else as_map(subject)).get("reference")
+                if ref not in accepted and (type(ref) is not str or reference_key(ref) not in accepted):
+                    raise ChartInputError(f"{source} belongs to another patient (or names none)")
+            subject = item.get("patient")
+            if subject is not None:
+                ref = (subject if type(subject) is dict else as_map(subject)).get("reference")
+                if ref not in accepted and (type(ref) is not str or reference_key(ref) not in accepted):
                     raise ChartInputError(f"{source} belongs to another patient (or names none)")
     return reference, resource
