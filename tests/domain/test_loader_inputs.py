@@ -163,3 +163,31 @@ def test_every_sandbox_patient_loads(path: Path) -> None:
     result = chart_from_bundle(payload, codes=CODES, now=NOW)
     assert result.patient.reference.startswith("Patient/")
     assert result.data_gaps == ()
+
+
+def test_an_element_of_the_wrong_json_type_is_an_input_error_not_a_crash() -> None:
+    """A coding whose system is a list (FHIR says string) must give a one-line input error."""
+    from datetime import UTC, datetime
+
+    from plugin.domain.codes import load_code_sets
+    from plugin.domain.loader import ChartInputError, chart_from_bundle
+
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p"}},
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": "o",
+                    "status": "final",
+                    "subject": {"reference": "Patient/p"},
+                    "code": {"coding": [{"system": ["not", "a", "string"], "code": {"x": 1}}]},
+                    "effectiveDateTime": "2026-11-01T00:00:00Z",
+                }
+            },
+        ],
+    }
+    with pytest.raises(ChartInputError, match="wrong JSON type"):
+        chart_from_bundle(bundle, codes=load_code_sets(), now=datetime(2026, 12, 1, tzinfo=UTC))

@@ -9,7 +9,7 @@ from typing import Any
 from plugin.domain.chart import Chart
 from plugin.domain.codes import CodeSets
 from plugin.domain.loader.conditions import read_conditions
-from plugin.domain.loader.index import ResourceIndex, single_patient
+from plugin.domain.loader.index import ChartInputError, ResourceIndex, single_patient
 from plugin.domain.loader.medications import read_medications
 from plugin.domain.loader.observations import read_observations
 from plugin.domain.loader.patient import read_patient
@@ -32,7 +32,28 @@ def chart_from_entries(
     gaps: Iterable[str] = (),
     require_patient: bool = True,
 ) -> Chart:
-    """Build a Chart from (fullUrl, resource) pairs; raise ChartInputError when they are not one patient's."""
+    """Build a Chart from (fullUrl, resource) pairs; raise ChartInputError when they are not one patient's
+    or an element has the wrong JSON type."""
+    try:
+        return _chart_from_entries(
+            entries, codes=codes, now=now, patient_id=patient_id, gaps=gaps, require_patient=require_patient
+        )
+    except (TypeError, AttributeError) as error:
+        # The readers trust JSON types that FHIR fixes (a code is a string); a resource that breaks that
+        # (e.g. a coding whose "system" is a list) is invalid input, said in one line, never a crash.
+        raise ChartInputError(f"a resource has an element of the wrong JSON type ({type(error).__name__})") from None
+
+
+def _chart_from_entries(
+    entries: Iterable[tuple[str | None, Any]],
+    *,
+    codes: CodeSets,
+    now: datetime,
+    patient_id: str | None,
+    gaps: Iterable[str],
+    require_patient: bool,
+) -> Chart:
+    """Build the Chart (see ``chart_from_entries``)."""
     now = utc_now(now)
     index = ResourceIndex(entries)
     reference, patient_resource = single_patient(index, patient_id, require_patient=require_patient)
