@@ -89,7 +89,7 @@ def configure_views(app: Flask) -> None:
 
 def configure_writeback(app: Flask) -> None:
     """Tell the outbox how to reach the EHR for a queued row: through that row's launch."""
-    from plugin.launches.service import fhir_client_for_launch
+    from plugin.launches.tokens import fhir_client_for_launch
     from plugin.writeback.models import OutboxItem
 
     def client_for_item(item: OutboxItem) -> object:

@@ -101,6 +101,11 @@ class Database:
         self.engine.dispose()
 
 
+def rows_changed(result: Any) -> int:
+    """Return how many rows an UPDATE/DELETE changed (its compare-and-set outcome)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def get_db() -> Database:
     """Return the current Flask app's database."""
     from flask import current_app

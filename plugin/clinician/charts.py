@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from plugin.domain.chart import Chart
 from plugin.domain.codes import load_code_sets
 from plugin.domain.loader import load_chart
-from plugin.launches.service import fhir_client_for_launch
+from plugin.launches.tokens import fhir_client_for_launch
 
 CHART_TTL_SECONDS = 300
 _MAX_ENTRIES = 256

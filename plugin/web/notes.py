@@ -26,7 +26,7 @@ from plugin.domain.chart import Chart
 from plugin.domain.result import CheckResult
 from plugin.domain.rules_config import load_rules
 from plugin.launches.models import Launch
-from plugin.launches.service import fhir_client_for_launch
+from plugin.launches.tokens import fhir_client_for_launch
 from plugin.web.clinician import render_page, run_check
 from plugin.web.csrf import csrf_token, require_csrf
 from plugin.web.launch_scope import current_launch, launch_blueprint

@@ -23,7 +23,7 @@ from plugin.db import get_db
 from plugin.domain.chart import Chart
 from plugin.domain.rules_config import load_rules
 from plugin.launches.models import Launch
-from plugin.launches.service import fhir_client_for_launch
+from plugin.launches.tokens import fhir_client_for_launch
 from plugin.verification.queue import decisions_for, inputs_for, pending_changes, recent_decisions
 from plugin.verification.review import Review, build_review
 from plugin.verification.service import (

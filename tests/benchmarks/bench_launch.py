@@ -67,7 +67,7 @@ from plugin.domain.codes import load_code_sets  # noqa: E402
 from plugin.domain.loader import load_chart  # noqa: E402
 from plugin.domain.loader.fhir_source import plan_searches  # noqa: E402
 from plugin.launches.crypto import sha256_hex  # noqa: E402
-from plugin.launches.service import _FHIR_WORKERS  # noqa: E402
+from plugin.launches.tokens import _FHIR_WORKERS  # noqa: E402
 from smart_launch.fhir_client import FhirClient, clear_capabilities_cache  # noqa: E402
 from smart_launch.id_token import clear_jwks_cache  # noqa: E402
 from smart_launch.sandbox.auth import Grant, LaunchContext  # noqa: E402
@@ -460,7 +460,7 @@ def clear_caches() -> None:
 def access_token(live: Pair, handle: str) -> str:
     from plugin.db import get_db
     from plugin.launches.models import Launch
-    from plugin.launches.service import current_access_token
+    from plugin.launches.tokens import current_access_token
 
     with live.app.app_context():
         with get_db().session() as session:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from writeback.writeback_support import BASE, FULL_CAPS, NOW, FakeEhr, queue_note
 
 from plugin.db import Database
-from plugin.launches import service
+from plugin.launches import service, tokens
 from plugin.launches.crypto import TokenCipher, sha256_hex
 from plugin.launches.models import Launch, PendingLaunch
 from plugin.launches.smart import forget_discovery
@@ -152,7 +152,7 @@ def test_two_workers_forcing_a_refresh_present_the_refresh_token_once(app: Flask
 
         def refresh(_: int) -> str:
             with app.app_context():
-                return service.current_access_token(launch_id, force_refresh=True)
+                return tokens.current_access_token(launch_id, force_refresh=True)
 
         results = race(2, refresh)
 
