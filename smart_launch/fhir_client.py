@@ -4,25 +4,33 @@ One ``requests.Session`` per worker thread (sessions are not thread-safe). GET/H
 with exponential backoff and jitter on 429/502/503/504 and network errors, honouring ``Retry-After``;
 POST (create, transaction, operations) is never retried because it is not idempotent. The bearer token
 goes only to the base URL's own scheme+host+port: paging ``next`` links to another origin are refused.
+Searchset paging lives in ``_fhir_paging`` and the error types in ``_fhir_errors``; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
 from smart_launch import _fhir_http as http
+from smart_launch import _fhir_paging as paging
+from smart_launch._fhir_errors import FhirAuthError as FhirAuthError
+from smart_launch._fhir_errors import FhirConflict as FhirConflict
+from smart_launch._fhir_errors import FhirError as FhirError
+from smart_launch._fhir_errors import FhirNotFound as FhirNotFound
+from smart_launch._fhir_errors import error_from
+
+# The error types are defined in _fhir_errors and re-exported from here ("X as X" above).
 
 # A search's parameters: a mapping, or pairs when a name repeats (date=ge..&date=le..).
 SearchParams = Mapping[str, str] | Sequence[tuple[str, str]]
@@ -63,16 +71,6 @@ class WriteResult:
         if self.resource and isinstance(self.resource.get("id"), str) and self.resource["id"]:
             return str(self.resource["id"])
         return http.id_from_location(self.location)
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    """One searchset page: its resources, its absolute ``next`` link, its ``total`` and HTTP status."""
-
-    resources: list[dict[str, Any]]
-    next_url: str | None
-    total: int | None
-    status: int
 
 
 class FhirClient:
@@ -133,7 +131,7 @@ class FhirClient:
         """Return every resource of every page (matches and ``_include``d), following ``next`` links."""
         url = self._url(http.check_resource_type(resource_type))
         first = self._page(url, http.search_pairs(params))
-        return self._follow(first, url, max_pages)
+        return paging.follow(self._page, first, url, max_pages)
 
     def search_many(self, searches: Sequence[Search]) -> list[list[dict[str, Any]] | FhirError]:
         """Run several searches in one parallel round; each slot holds its resources or its error.
@@ -142,45 +140,15 @@ class FhirClient:
         by offset (HAPI's ``_getpages``), all its remaining pages are asked for at once as soon as it
         arrives, so a search of any size takes two rounds; opaque ``next`` links are followed one by one.
         """
-        pool = self._pool()
-        firsts: dict[Future[_Page], int] = {}
-        for index, item in enumerate(searches):
-            url = self._url(http.check_resource_type(item.resource_type))
-            firsts[pool.submit(self._page, url, http.search_pairs(item.params))] = index
-        # Per slot: its resources, its error, or how to finish it once every request is under way.
-        outcomes: list[list[dict[str, Any]] | FhirError | Callable[[], list[dict[str, Any]]] | None]
-        outcomes = [None] * len(searches)
-        for future in as_completed(firsts):
-            index = firsts[future]
-            item = searches[index]
-            try:
-                first = future.result()
-            except FhirError as error:
-                outcomes[index] = error
-                continue
-            url = self._url(item.resource_type)
-            urls = http.offset_page_urls(first.next_url, first.total) if first.next_url else None
-            if first.next_url is None:
-                outcomes[index] = first.resources
-            elif urls is not None and 1 + len(urls) > item.max_pages:
-                message = f"search returned more than {item.max_pages} pages; narrow it down"
-                outcomes[index] = FhirError(first.status, message)  # the total says so: ask no further
-            elif urls is None:
-                outcomes[index] = pool.submit(self._follow, first, url, item.max_pages).result
-            else:
-                pages = [pool.submit(self._page, page_url) for page_url in urls]
-                outcomes[index] = functools.partial(self._gather, first, url, pages, item.max_pages)
-        results: list[list[dict[str, Any]] | FhirError] = []
-        for outcome in outcomes:
-            if callable(outcome):
-                try:
-                    results.append(outcome())
-                except FhirError as error:
-                    results.append(error)
-            else:
-                assert outcome is not None
-                results.append(outcome)
-        return results
+        plans = (
+            (
+                self._url(http.check_resource_type(item.resource_type)),
+                http.search_pairs(item.params),
+                item.max_pages,
+            )
+            for item in searches
+        )
+        return paging.search_many(self._pool(), self._page, plans)
 
     def create(self, resource: Mapping[str, Any], *, if_none_exist: str | None = None) -> WriteResult:
         """POST a resource; with ``if_none_exist`` (e.g. ``identifier=sys|val``) as a conditional create.
@@ -310,7 +278,7 @@ class FhirClient:
                 refreshed = True
                 token_override = self._on_unauthorized()
                 if token_override is None:
-                    raise _error_from(response)
+                    raise error_from(response)
                 continue
             if status in http.RETRY_STATUSES and retryable and attempt < self._max_retries:
                 wait = http.retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
@@ -319,52 +287,13 @@ class FhirClient:
                 attempt += 1
                 continue
             if status >= 400:
-                raise _error_from(response)
+                raise error_from(response)
             return response
 
-    def _page(self, url: str, query: list[tuple[str, str]] | None = None) -> _Page:
+    def _page(self, url: str, query: list[tuple[str, str]] | None = None) -> paging.Page:
         """GET one searchset page."""
         response = self._send("GET", url, params=query)
-        bundle = self._json(response)
-        if bundle.get("resourceType") != "Bundle":
-            raise FhirError(response.status_code, "search did not return a Bundle")
-        return _Page(
-            http.entry_resources(bundle),
-            self._next_link(bundle, response.status_code),
-            http.bundle_total(bundle),
-            response.status_code,
-        )
-
-    def _follow(self, first: _Page, url: str, max_pages: int, pages: int = 1) -> list[dict[str, Any]]:
-        """Return ``first``'s resources and those of every page after it, one ``next`` link at a time."""
-        resources = list(first.resources)
-        seen: set[str] = {url}
-        page, next_url = first, first.next_url
-        while next_url is not None:
-            if next_url in seen:
-                break  # a server that links a page to itself would otherwise loop forever
-            if pages >= max_pages:
-                raise FhirError(page.status, f"search returned more than {max_pages} pages; narrow it down")
-            seen.add(next_url)
-            page = self._page(next_url)
-            resources += page.resources
-            pages += 1
-            next_url = page.next_url
-        return resources
-
-    def _gather(
-        self, first: _Page, url: str, pages: list[Future[_Page]], max_pages: int
-    ) -> list[dict[str, Any]]:
-        """Join pages fetched in parallel (in order); follow on should the last still link further."""
-        resources = list(first.resources)
-        fetched = [future.result() for future in pages]  # raises the first page's FhirError
-        for page in fetched:
-            resources += page.resources
-        last = fetched[-1]
-        if last.next_url is not None:
-            rest = _Page([], last.next_url, None, last.status)
-            resources += self._follow(rest, url, max_pages, pages=1 + len(fetched))
-        return resources
+        return paging.read_page(self._json(response), response.status_code, self.base_url, self._origin)
 
     def _json(self, response: requests.Response) -> dict[str, Any]:
         """Return the response body as a JSON object, or raise FhirError."""
@@ -390,69 +319,8 @@ class FhirClient:
             location = location[len(self.base_url) + 1 :]
         return WriteResult(response.status_code, resource, location, response.headers.get("ETag"))
 
-    def _next_link(self, bundle: Mapping[str, Any], status: int) -> str | None:
-        """Return the absolute ``next`` link of a Bundle, refusing one that leaves the base's origin."""
-        for link in bundle.get("link") or []:
-            if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-                absolute = urljoin(self.base_url + "/", str(link["url"]))
-                if http.origin(absolute) != self._origin:
-                    raise FhirError(status, "search paging link points to another server; refused")
-                return absolute
-        return None
-
 
 def clear_capabilities_cache() -> None:
     """Forget every cached CapabilityStatement."""
     with _capabilities_lock:
         _capabilities_cache.clear()
-
-
-def _error_from(response: requests.Response) -> FhirError:
-    """Return the typed FhirError for an error response, with a safe one-line message."""
-    status = response.status_code
-    outcome: dict[str, Any] | None = None
-    try:
-        parsed = response.json()
-        if isinstance(parsed, dict) and parsed.get("resourceType") == "OperationOutcome":
-            outcome = parsed
-    except ValueError:
-        pass
-    detail = http.outcome_message(outcome)
-    message = f"HTTP {status}: {detail}" if detail else f"HTTP {status} from the FHIR server"
-    error_class: type[FhirError] = FhirError
-    if status in (401, 403):
-        error_class = FhirAuthError
-    elif status in (404, 410):
-        error_class = FhirNotFound
-    elif status in (409, 412):
-        error_class = FhirConflict
-    return error_class(status, http.safe_text(message), outcome)
-
-
-class FhirError(Exception):
-    """A FHIR request failed. ``status`` is the HTTP status (0 for a network error); ``safe_message``
-    is a one-line reason fit for a person (from the OperationOutcome's diagnostics/details, without
-    PHI from the URL); ``outcome`` is the OperationOutcome when the server sent one."""
-
-    def __init__(self, status: int, safe_message: str, outcome: dict[str, Any] | None = None) -> None:
-        super().__init__(safe_message)
-        self.status = status
-        self.safe_message = safe_message
-        self.outcome = outcome
-
-    @property
-    def retryable(self) -> bool:
-        """Whether trying again later may succeed (network error, 408, 429, 5xx)."""
-        return self.status in (0, 408, 429) or self.status >= 500
-
-
-class FhirAuthError(FhirError):
-    """401 after the one refresh-and-retry, or 403: the user must relaunch or lacks a scope."""
-
-
-class FhirNotFound(FhirError):
-    """404 or 410."""
-
-
-class FhirConflict(FhirError):
-    """409 or 412: a version conflict (HAPI answers 409 to a stale If-Match, the spec says 412)."""

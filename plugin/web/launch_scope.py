@@ -12,8 +12,8 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from plugin.launches.models import Launch
 from plugin.launches.base import LaunchExpired
+from plugin.launches.models import Launch
 from plugin.launches.service import launch_for_handle
 from plugin.web.launch import error_page
 from smart_launch.fhir_client import FhirError

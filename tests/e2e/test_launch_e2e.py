@@ -125,5 +125,7 @@ def test_a_whole_launch_and_check_sets_no_cookie_at_the_app(live: Live) -> None:
     browser = requests.Session()
     response = live.launch("sci-adult", session=browser)
     handle = _handle(response, live)
-    browser.get(f"{live.app_url}/l/{handle}/api/check", params={"dose_value": "420", "dose_mode": "ug/d"}, timeout=30)
+    browser.get(
+        f"{live.app_url}/l/{handle}/api/check", params={"dose_value": "420", "dose_mode": "ug/d"}, timeout=30
+    )
     assert [c for c in browser.cookies if c.domain in ("127.0.0.1", "127.0.0.1.local")] == []

@@ -1,9 +1,10 @@
 """Build the typed ``Chart`` from FHIR: a Bundle, a list of resources, CDS Hooks prefetch or a server.
 
 Modules by concern: ``fhir`` (plain-dict helpers), ``index`` (resources by reference, one patient),
-``dosage`` and ``medications`` (intrathecal doses, history, co-medications), ``observations`` (scores,
-vitals, eGFR, signs, pump values), ``conditions`` (origin, pregnancy, signs), ``pump``, ``patient``,
-``build`` (assembly), ``bundle`` (Bundle and prefetch) and ``fhir_source`` (one round of searches).
+``dosage``, ``med_records``, ``r4b_validation`` and ``medications`` (intrathecal doses, history,
+co-medications), ``observations`` with ``mas``, ``vitals`` and ``obs_values`` (scores, vitals, eGFR,
+signs, pump values), ``conditions`` (origin, pregnancy, signs), ``pump``, ``patient``, ``build``
+(assembly), ``bundle`` (Bundle and prefetch) and ``fhir_source`` (one round of searches).
 """
 
 from plugin.domain.loader.build import chart_from_resources

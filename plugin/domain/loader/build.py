@@ -41,7 +41,9 @@ def chart_from_entries(
     except (TypeError, AttributeError) as error:
         # The readers trust JSON types that FHIR fixes (a code is a string); a resource that breaks that
         # (e.g. a coding whose "system" is a list) is invalid input, said in one line, never a crash.
-        raise ChartInputError(f"a resource has an element of the wrong JSON type ({type(error).__name__})") from None
+        raise ChartInputError(
+            f"a resource has an element of the wrong JSON type ({type(error).__name__})"
+        ) from None
 
 
 def _chart_from_entries(

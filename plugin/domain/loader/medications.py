@@ -16,39 +16,32 @@ too, so the engine reports the conflict. An order never discontinued at an old d
 that a person must resolve; a request that only restates the statement's dose is not. The dose
 history comes from the preferred resource type only.
 
-Only the current intrathecal records are validated with ``fhir.resources.R4B``; an invalid one is kept
-as unconvertible (with the first validation error) so that the check cannot pass on a broken record.
-Validation is a pure function of the record's content, and the same records come back on every check of
-the same patient (each CDS order-sign call carries the whole chart again), so its result is cached by a
-hash of the canonical JSON of the record: a repeated record costs a serialisation, not an R4B model.
+Modules: ``med_records`` classifies each record (baclofen? intrathecal? when?) and reads a Medication's
+strength; ``r4b_validation`` validates current intrathecal records with R4B, cached by content; this
+module picks the current dose records, the dose history and the co-medications.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
-
-from plugin.domain import units
 from plugin.domain.chart import CoMedication, DoseChange, DoseRecord
 from plugin.domain.codes import CodeSets
 from plugin.domain.loader.dosage import daily_dose
-from plugin.domain.loader.fhir import (
-    JSON,
-    Coding,
-    as_list,
-    as_map,
-    concept_texts,
-    iter_codings,
-    number,
-    parse_datetime,
-)
+from plugin.domain.loader.fhir import as_list
 from plugin.domain.loader.index import ResourceIndex
-from plugin.domain.units import UnitError
+from plugin.domain.loader.med_records import DOSAGE_KEY
+from plugin.domain.loader.med_records import MedRecord as MedRecord
+from plugin.domain.loader.med_records import (
+    baclofen_concentration_ug_per_ml as baclofen_concentration_ug_per_ml,
+)
+from plugin.domain.loader.med_records import classify_med_record as classify_med_record
+from plugin.domain.loader.r4b_validation import VALIDATION_CACHE as VALIDATION_CACHE
+from plugin.domain.loader.r4b_validation import validate_r4b as _validate_r4b
+
+# "X as X" imports are re-exported: the CDS service and the tests reach them through this module. The R4B
+# validator is looked up here at call time, so a test can replace ``medications._validate_r4b``.
 
 CURRENT_STATUSES = {
     "MedicationStatement": frozenset({"active", "intended"}),
@@ -56,23 +49,6 @@ CURRENT_STATUSES = {
 }
 NEVER_HAPPENED = frozenset({"entered-in-error", "cancelled", "draft", "not-taken"})
 NOT_ORDERS = frozenset({"proposal", "option"})
-_DOSAGE_KEY = {"MedicationStatement": "dosage", "MedicationRequest": "dosageInstruction"}
-
-
-@dataclass(frozen=True, slots=True)
-class MedRecord:
-    """One MedicationStatement or MedicationRequest with its medication resolved and classified."""
-
-    source: str
-    resource_type: str
-    status: str
-    resource: JSON
-    medication: JSON
-    names: tuple[str, ...]
-    start: datetime | None
-    end: datetime | None
-    is_baclofen: bool
-    is_intrathecal: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,151 +59,6 @@ class Medications:
     dose_history: tuple[DoseChange, ...]
     co_medications: tuple[CoMedication, ...]
     gaps: tuple[str, ...]
-
-
-def _medication(index: ResourceIndex, resource: JSON) -> tuple[JSON, list[Coding], list[str]]:
-    """Return the resolved Medication (or empty), and the codings and names of the drug."""
-    concept = resource.get("medicationCodeableConcept")
-    if concept is not None:
-        return {}, list(iter_codings(concept)), concept_texts(concept)
-    medication = index.resolve(resource.get("medicationReference"), resource) or {}
-    codings = list(iter_codings(medication.get("code")))
-    names = concept_texts(medication.get("code"))
-    display = as_map(resource.get("medicationReference")).get("display")
-    if isinstance(display, str):
-        names.append(display)
-    for ingredient in as_list(medication.get("ingredient")):
-        item = as_map(ingredient).get("itemCodeableConcept")
-        codings.extend(iter_codings(item))
-        names.extend(concept_texts(item))
-    return medication, codings, names
-
-
-def classify_med_record(
-    index: ResourceIndex, codes: CodeSets, source: str, resource: JSON, kind: str
-) -> MedRecord:
-    """Read and classify one MedicationStatement or MedicationRequest (``kind``) known as ``source``.
-
-    Resolves its medication through ``index`` (contained, relative, absolute or ``urn:uuid:``) and
-    decides with ``codes`` whether it is baclofen and whether it is intrathecal; reads its start and end.
-    The CDS service classifies a draft order with this same function, so a draft is recognised exactly as
-    the same MedicationRequest would be in the chart.
-    """
-    medication, codings, names = _medication(index, resource)
-    is_product = codes.intrathecal_products.matches(codings, names)
-    is_baclofen = is_product or codes.baclofen.matches(codings, names)
-    # Intrathecal: a known intrathecal product, or baclofen whose route (or own name, as in
-    # "baclofen 2 MG/ML Intrathecal Solution") says intrathecal.
-    is_intrathecal = is_product or (
-        is_baclofen
-        and (
-            any(codes.intrathecal_route.text.matches(name) for name in names)
-            or any(
-                codes.intrathecal_route.matches(iter_codings(route), concept_texts(route))
-                for route in (as_map(d).get("route") for d in as_list(resource.get(_DOSAGE_KEY[kind])))
-                if route is not None
-            )
-        )
-    )
-    if kind == "MedicationStatement":
-        period = as_map(resource.get("effectivePeriod"))
-        start = parse_datetime(resource.get("effectiveDateTime")) or parse_datetime(period.get("start"))
-        start = start or parse_datetime(resource.get("dateAsserted"))
-        end = parse_datetime(period.get("end"))
-    else:
-        start = parse_datetime(resource.get("authoredOn"))
-        bounds = [
-            as_map(as_map(as_map(d).get("timing")).get("repeat")).get("boundsPeriod")
-            for d in as_list(resource.get("dosageInstruction"))
-        ]
-        end = parse_datetime(as_map(bounds[0]).get("end")) if len(bounds) == 1 else None
-        if start is None and len(bounds) == 1:
-            start = parse_datetime(as_map(bounds[0]).get("start"))
-    status = resource.get("status")
-    return MedRecord(
-        source=source,
-        resource_type=kind,
-        status=status if isinstance(status, str) else "",
-        resource=resource,
-        medication=medication,
-        names=tuple(names),
-        start=start,
-        end=end,
-        is_baclofen=is_baclofen,
-        is_intrathecal=is_intrathecal,
-    )
-
-
-def baclofen_concentration_ug_per_ml(codes: CodeSets, medication: JSON) -> float | None:
-    """Return the baclofen strength of a Medication resource in ug/mL, or None when not readable.
-
-    The strength is the single ingredient's ``strength`` Ratio (or the baclofen ingredient's, when there
-    are several), converted with UCUM; an empty ``medication`` (a coded concept, no resource) gives None.
-    """
-    ingredients = [as_map(i) for i in as_list(medication.get("ingredient"))]
-    if len(ingredients) > 1:
-        ingredients = [
-            i
-            for i in ingredients
-            if codes.baclofen.matches(
-                iter_codings(i.get("itemCodeableConcept")), concept_texts(i.get("itemCodeableConcept"))
-            )
-        ]
-    if len(ingredients) != 1:
-        return None
-    strength = as_map(ingredients[0].get("strength"))
-    numerator, denominator = as_map(strength.get("numerator")), as_map(strength.get("denominator"))
-    amount, volume = number(numerator.get("value")), number(denominator.get("value"))
-    if amount is None or volume is None:
-        return None
-    try:
-        return units.ratio_concentration_ug_per_ml(
-            amount, units.quantity_unit(numerator) or "", volume, units.quantity_unit(denominator) or ""
-        )
-    except UnitError:
-        return None
-
-
-class _ValidationCache:
-    """A bounded, thread-safe LRU of validation results keyed by (type, digest of canonical JSON)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[bytes, str | None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(resource_type: str, resource: JSON) -> bytes | None:
-        """Return the cache key of a resource, or None when it is not plain JSON (then it is not cached)."""
-        try:
-            canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-        except (TypeError, orjson.JSONEncodeError):
-            return None
-        return resource_type.encode() + b"\0" + hashlib.blake2b(canonical, digest_size=20).digest()
-
-    def get(self, key: bytes) -> tuple[bool, str | None]:
-        """Return (found, result)."""
-        with self._lock:
-            if key not in self._items:
-                return False, None
-            self._items.move_to_end(key)
-            return True, self._items[key]
-
-    def put(self, key: bytes, result: str | None) -> None:
-        """Remember a result, dropping the least recently used beyond the size."""
-        with self._lock:
-            self._items[key] = result
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget everything (tests)."""
-        with self._lock:
-            self._items.clear()
-
-
-VALIDATION_CACHE = _ValidationCache(4096)
 
 
 def _validation_error(record: MedRecord) -> str | None:
@@ -246,29 +77,10 @@ def _validation_error(record: MedRecord) -> str | None:
     return result
 
 
-def _validate_r4b(record: MedRecord) -> str | None:
-    """Validate one record with its fhir.resources.R4B model (uncached)."""
-    from pydantic import ValidationError
-
-    if record.resource_type == "MedicationStatement":
-        from fhir.resources.R4B.medicationstatement import MedicationStatement as Model
-    else:
-        from fhir.resources.R4B.medicationrequest import MedicationRequest as Model  # type: ignore[assignment]
-    try:
-        Model.model_validate(dict(record.resource))
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return f"the record is not valid FHIR R4 ({where}: {first.get('msg', 'invalid')})"
-    except (TypeError, ValueError) as error:  # fhir.resources raises these for some shapes
-        return f"the record is not valid FHIR R4 ({type(error).__name__})"
-    return None
-
-
 def _dose_record(codes: CodeSets, record: MedRecord, validate: bool) -> DoseRecord:
     """Build the DoseRecord of one intrathecal record."""
     concentration = baclofen_concentration_ug_per_ml(codes, record.medication)
-    result = daily_dose(as_list(record.resource.get(_DOSAGE_KEY[record.resource_type])), concentration)
+    result = daily_dose(as_list(record.resource.get(DOSAGE_KEY[record.resource_type])), concentration)
     daily, reason = result.daily_dose_ug, result.reason
     invalid = _validation_error(record) if validate else None
     if invalid is not None:

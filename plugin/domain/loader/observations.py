@@ -7,6 +7,10 @@ Scores, vitals, eGFR and pump values count only when ``final``, ``amended`` or `
 The per-Observation path is kept flat on purpose: exact ``type(x) is dict`` tests before the slower
 ``Mapping`` check, no intermediate lists or generators, no exceptions on the common path, and the MAS
 grade of each distinct recorded text worked out once per call.
+
+This module routes each Observation and reads the simple kinds (PSFS/NRS scores, withdrawal signs, eGFR);
+``mas`` reads MAS grades, ``vitals`` temperatures and blood pressures, ``obs_values`` numbers, Quantities
+and pump values. Those helpers are imported by name, so calling them costs what a local function does.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from plugin.domain.loader.fhir import (
     as_map,
     concept_display,
     concept_texts,
-    number,
     parse_datetime,
 )
+from plugin.domain.loader.mas import MasMemo, mas_score
+from plugin.domain.loader.obs_values import fast_number, pump_value, value_quantity
+from plugin.domain.loader.vitals import read_vitals
 from plugin.domain.units import UnitError
 
 FINAL = frozenset({"final", "amended", "corrected"})
@@ -49,9 +55,6 @@ _VITALS_NO_TIME = f"{_VITALS_LABEL} (no time)"
 _ANY_VALUE = (float("-inf"), float("inf"))
 _SCORE_ORDER = attrgetter("effective", "source")
 _VITAL_ORDER = attrgetter("effective", "source", "kind")
-# A MAS text's outcome: (ordinal, display), None for "not assessed", or this marker for unreadable.
-_UNREADABLE: tuple[float, str] = (float("nan"), "unreadable")
-MasMemo = dict[str, tuple[float, str] | None]
 _NOT_SEEN: tuple[str, str] = ("", "")  # a marker: this code text was not matched yet
 
 
@@ -79,16 +82,6 @@ class ObservationFindings:
         return gaps
 
 
-def _number(value: Any) -> float | None:
-    """``number`` with the JSON int and float cases first."""
-    kind = type(value)
-    if kind is float:
-        return value  # type: ignore[no-any-return]
-    if kind is int:
-        return float(value)
-    return number(value)
-
-
 def _effective(observation: JSON) -> datetime | None:
     """Return when an Observation was made (effective[x]), or None."""
     moment = parse_datetime(observation.get("effectiveDateTime"))
@@ -100,124 +93,6 @@ def _effective(observation: JSON) -> datetime | None:
     return parse_datetime(observation.get("effectiveInstant"))
 
 
-def _quantity(holder: JSON) -> tuple[float, str] | None:
-    """Return ``valueQuantity`` as (value, unit) when it has both and no comparator."""
-    quantity = holder.get("valueQuantity")
-    if type(quantity) is not dict:
-        quantity = as_map(quantity)
-    value, unit = _number(quantity.get("value")), units.quantity_unit(quantity)
-    if value is None or unit is None or quantity.get("comparator"):
-        return None
-    return value, unit
-
-
-def _label(concept: Any) -> str | None:
-    """``concept_display`` with the common case (a CodeableConcept with a text) first."""
-    if type(concept) is dict:
-        text = concept.get("text")
-        if type(text) is str:
-            return text
-    return concept_display(concept)
-
-
-def _concept_grade(grades: Mapping[str, float], concept: Any) -> str | None:
-    """Return the MAS candidate of a CodeableConcept: the first code, text or display that is a grade,
-    else the first of them, else None (codes first, then the text, then the codings' displays)."""
-    if type(concept) is not dict:
-        concept = as_map(concept)
-    first: str | None = None
-    codings = concept.get("coding")
-    if isinstance(codings, list):
-        for coding in codings:
-            code = (coding if type(coding) is dict else as_map(coding)).get("code")
-            if isinstance(code, str):
-                if code.replace(" ", "").lower() in grades:
-                    return code
-                if first is None:
-                    first = code
-    text = concept.get("text")
-    if type(text) is str:
-        if text.replace(" ", "").lower() in grades:
-            return text
-        if first is None:
-            first = text
-    if type(codings) is list:
-        for coding in codings:
-            display = (coding if type(coding) is dict else as_map(coding)).get("display")
-            if type(display) is str:
-                if display.replace(" ", "").lower() in grades:
-                    return display
-                if first is None:
-                    first = display
-    return first
-
-
-def _text_grade(codes: CodeSets, raw: str) -> tuple[float, str] | None:
-    """Return a recorded MAS text's (ordinal, display), None when not assessed, else ``_UNREADABLE``."""
-    key = raw.replace(" ", "").lower()
-    if key in codes.mas_not_assessed:
-        return None
-    grade = codes.mas_grades.get(key)
-    if grade is not None:
-        return grade, "1+" if grade == 1.5 else key
-    return _UNREADABLE
-
-
-def _mas_grade(codes: CodeSets, holder: JSON, memo: MasMemo) -> tuple[float, str] | None:
-    """Return a MAS grade as (ordinal, display); raise ValueError when unreadable, None if not assessed."""
-    raw: Any = holder.get("valueString")
-    if raw is None and "valueCodeableConcept" in holder:
-        raw = _concept_grade(codes.mas_grades, holder["valueCodeableConcept"])
-    if raw is None:
-        raw = _number(holder.get("valueInteger", holder.get("valueDecimal")))
-        if raw is None and "valueQuantity" in holder:
-            raw = _number(as_map(holder["valueQuantity"]).get("value"))
-    if isinstance(raw, str):
-        if raw in memo:
-            result = memo[raw]
-        else:
-            result = memo[raw] = _text_grade(codes, raw)
-        if result is _UNREADABLE:
-            raise ValueError("unreadable MAS grade")
-        return result
-    if isinstance(raw, float):
-        if str(raw) in codes.mas_not_assessed:
-            return None
-        if raw in codes.mas_numeric:
-            return raw, "1+" if raw == 1.5 else f"{raw:g}"
-    raise ValueError("unreadable MAS grade")
-
-
-def _mas(codes: CodeSets, observation: JSON, source: str, effective: datetime, memo: MasMemo) -> Score | None:
-    """Return a MAS Score (the highest component grade unless the Observation has its own value), None
-    when not assessed; raise ValueError when unreadable."""
-    muscles: list[tuple[str, float]] = []
-    top: tuple[float, str] | None = None  # the first highest component grade
-    components = observation.get("component")
-    if isinstance(components, list):
-        for component in components:
-            if type(component) is not dict:
-                component = as_map(component)
-            grade = _mas_grade(codes, component, memo)
-            if grade is not None:
-                muscles.append((_label(component.get("code")) or "component", grade[0]))
-                if top is None or grade[0] > top[0]:
-                    top = grade
-    if muscles:
-        summary = None
-        for key in observation:
-            if key.startswith("value"):
-                summary = _mas_grade(codes, observation, memo)
-                break
-        if summary is None:
-            summary = top
-    else:
-        summary = _mas_grade(codes, observation, memo)
-    if summary is None:
-        return None
-    return Score("mas", summary[0], summary[1], effective, source, tuple(muscles))
-
-
 def _sign_present(observation: JSON) -> bool:
     """Return False when an Observation records a sign as absent (valueBoolean false, 'absent')."""
     if observation.get("valueBoolean") is False:
@@ -227,70 +102,6 @@ def _sign_present(observation: JSON) -> bool:
     if isinstance(value_string, str):
         texts.append(value_string)
     return not any(text.strip().lower() in _NEGATIVE_VALUES for text in texts)
-
-
-def _pump_value(field_name: str, observation: JSON) -> float | datetime:
-    """Return a pump Observation's value in canonical units; raise UnitError when unreadable."""
-    if field_name == "next_refill_date":
-        moment = parse_datetime(observation.get("valueDateTime")) or parse_datetime(
-            as_map(observation.get("valuePeriod")).get("start")
-        )
-        if moment is None:
-            moment = parse_datetime(observation.get("valueString"))
-        if moment is None:
-            raise UnitError("no date")
-        return moment
-    quantity = _quantity(observation)
-    if quantity is None:
-        raise UnitError("no quantity")
-    if field_name == "concentration_ug_per_ml":
-        return units.concentration_ug_per_ml(*quantity)
-    return units.volume_ml(*quantity)
-
-
-def _pressure_kind(codes: CodeSets, concept: Any) -> str | None:
-    """Return ``systolic`` when any coding is systolic, else ``diastolic`` when any is, else None."""
-    codings = as_map(concept).get("coding")
-    if not isinstance(codings, list):
-        return None
-    diastolic = False
-    for coding in codings:
-        if type(coding) is dict or isinstance(coding, Mapping):
-            system, code = coding.get("system"), coding.get("code")
-            if isinstance(system, str) and isinstance(code, str):
-                pair = (system, code)
-                if pair in codes.systolic:
-                    return "systolic"
-                if pair in codes.diastolic:
-                    diastolic = True
-    return "diastolic" if diastolic else None
-
-
-def _vitals(
-    kind: str, observation: JSON, source: str, effective: datetime, codes: CodeSets
-) -> list[VitalSign]:
-    """Return the VitalSigns of a temperature, blood pressure panel or standalone pressure."""
-    if kind == "temperature":
-        quantity = _quantity(observation)
-        if quantity is None:
-            raise UnitError("no temperature")
-        return [VitalSign("temperature", units.temperature_cel(*quantity), "Cel", effective, source)]
-    parts: list[tuple[str, JSON]] = [(kind, observation)] if kind != "bp-panel" else []
-    components = observation.get("component")
-    if isinstance(components, list):
-        for component in components:
-            if type(component) is not dict:
-                component = as_map(component)
-            name = _pressure_kind(codes, component.get("code"))
-            if name is not None:
-                parts.append((name, component))
-    vitals = []
-    for name, holder in parts:
-        quantity = _quantity(holder)
-        if quantity is None:
-            raise UnitError("no pressure")
-        vitals.append(VitalSign(name, units.pressure_mmhg(*quantity), "mm[Hg]", effective, source))
-    return vitals
 
 
 def _code_texts(code: JSON) -> tuple[str, ...]:
@@ -358,12 +169,12 @@ def read_observations(
         if effective > now:  # recorded after the moment of the check: not known then
             continue
         if group == "score" and detail != "mas":  # PSFS and NRS: one number in a range
-            value = _number(observation.get("valueInteger", observation.get("valueDecimal")))
+            value = fast_number(observation.get("valueInteger", observation.get("valueDecimal")))
             if value is None:
                 quantity = observation.get("valueQuantity")
                 if type(quantity) is not dict:
                     quantity = as_map(quantity)
-                value = None if quantity.get("comparator") else _number(quantity.get("value"))
+                value = None if quantity.get("comparator") else fast_number(quantity.get("value"))
             low, high = score_ranges.get(detail, _ANY_VALUE)
             if value is None or not low <= value <= high:
                 skipped["spasticity scores"] += 1
@@ -377,7 +188,7 @@ def read_observations(
             continue
         try:
             if group == "score":
-                score = _mas(codes, observation, source, effective, mas_memo)
+                score = mas_score(codes, observation, source, effective, mas_memo)
                 if score is not None:
                     scores.append(score)
             elif group == "sign":
@@ -386,18 +197,18 @@ def read_observations(
                         ClinicalSign(detail, effective, source, concept_display(code) or detail)
                     )
             elif group == "pump":
-                reading = _pump_value(detail, observation)
+                reading = pump_value(detail, observation)
                 found.pump.setdefault(detail, []).append((effective, reading, source))
             elif group == "egfr":
                 if newest_egfr is None or effective > newest_egfr[0]:
                     newest_egfr = (effective, source, observation)
             else:
-                vitals.extend(_vitals(group, observation, source, effective, codes))
+                vitals.extend(read_vitals(group, observation, source, effective, codes))
         except (ValueError, UnitError):
             skipped[_LABELS.get(group, _VITALS_LABEL)] += 1
     if newest_egfr is not None:
         effective, source, observation = newest_egfr
-        quantity = _quantity(observation)
+        quantity = value_quantity(observation)
         try:
             if quantity is None:
                 raise UnitError("no value")
