@@ -63,7 +63,7 @@ def render_page(
             chart=chart,
             picture=build_picture(chart, load_rules(), now),
             trend_svg=render_trend_svg(chart, now),
-            trend_rows=trend_rows(chart, now),
+            trend_table=trend_rows(chart, now),
             form=form,
             dose_modes=DOSE_MODES,
             result=result,

@@ -16,6 +16,9 @@ WIDTH, DOSE_HEIGHT, SCORE_HEIGHT = 720, 170, 110
 LEFT, RIGHT, TOP, GAP, BOTTOM = 56, 28, 14, 26, 26
 
 # Each score on its own 0..max scale, drawn on one shared 0-100 % band (its max is in the legend).
+MAX_DOTS = 200  # per score series; more points are drawn as a line only
+MAX_TABLE_ROWS = 500  # the table alternative lists the newest rows; the rest are in the EHR
+
 SCORE_STYLES: dict[str, tuple[str, float, str]] = {
     "mas": ("MAS (0-4)", 4.0, "#b35c00"),
     "psfs-frequency": ("PSFS frequency (0-4)", 4.0, "#5b3fa8"),
@@ -120,12 +123,15 @@ def render_trend_svg(chart: Chart, now: datetime, months: int = 24) -> str:
 
 
 def _score_series(scores: list[Score], x: object, bottom: float, maximum: float, colour: str) -> str:
-    """Return the polyline and dots of one score series on the 0..maximum band."""
+    """Return the polyline of one score series on the 0..maximum band, with a dot per score when sparse."""
     if not scores:
         return ""
     to_x = x  # a callable; typed loosely to keep the signature short
     points = [(to_x(s.effective), bottom - SCORE_HEIGHT * min(s.value, maximum) / maximum, s) for s in scores]  # type: ignore[operator]
     line = " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in points)
+    if len(points) > MAX_DOTS:
+        # Hundreds of dots would merge into a smear and weigh down the page; the table has every value.
+        return f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
     dots = "".join(
         f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{escape(s.display)} '
         f"on {s.effective:%d %b %Y}</title></circle>"
@@ -134,8 +140,10 @@ def _score_series(scores: list[Score], x: object, bottom: float, maximum: float,
     return f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.5"/>{dots}'
 
 
-def trend_rows(chart: Chart, now: datetime, months: int = 24) -> list[TrendRow]:
-    """Return the plot's content as table rows, newest first."""
+def trend_rows(
+    chart: Chart, now: datetime, months: int = 24, limit: int = MAX_TABLE_ROWS
+) -> tuple[list[TrendRow], int]:
+    """Return the plot's content as table rows, newest first and at most ``limit``, with the full count."""
     start = now - timedelta(days=round(months * 30.44))
     rows = [
         TrendRow(c.at, "Dose change", f"{c.to_daily_dose_ug:.0f} ug/d")
@@ -152,4 +160,5 @@ def trend_rows(chart: Chart, now: datetime, months: int = 24) -> list[TrendRow]:
         for r in chart.refills
         if r.at >= start
     ]
-    return sorted(rows, key=lambda row: row.when, reverse=True)
+    rows.sort(key=lambda row: row.when, reverse=True)
+    return rows[:limit], len(rows)

@@ -45,7 +45,21 @@ def test_an_empty_chart_still_draws_an_empty_plot() -> None:
 
 
 def test_the_table_alternative_lists_every_event_in_the_window_newest_first() -> None:
-    rows = trend_rows(_chart(), NOW)
+    rows, total = trend_rows(_chart(), NOW)
+    assert total == len(rows)
     assert [r.what for r in rows][:2] == ["MAS (0-4)", "Dose change"]
     assert all(a.when >= b.when for a, b in zip(rows, rows[1:], strict=False))
     assert not any(r.value == "300 ug/d" for r in rows), "900 days ago is outside 24 months"
+
+
+def test_a_dense_series_is_drawn_as_a_line_and_the_table_keeps_the_newest_rows() -> None:
+    dense = tuple(
+        Score("mas", 2.0, "2", NOW - timedelta(hours=6 * i), f"Observation/d{i}") for i in range(600)
+    )
+    chart = Chart(patient=Patient("Patient/p"), scores=dense)
+    root = ET.fromstring(render_trend_svg(chart, NOW))
+    assert root.findall(f"{SVG}circle") == []
+    assert len(root.findall(f"{SVG}polyline")) == 1
+    rows, total = trend_rows(chart, NOW, limit=50)
+    assert (len(rows), total) == (50, 600)
+    assert rows[0].when == NOW
