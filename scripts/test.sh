@@ -19,7 +19,7 @@ fi
 echo "== versions: $(.venv/bin/python --version), $(java -version 2>&1 | head -1)"
 command -v chromium >/dev/null && echo "== browser: $(chromium --version 2>/dev/null)"
 
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -p no:cacheprovider "$@" 2>&1 | tee "$ITB_RUN_DIR/pytest.log"
 
 if [ "${ITB_SKIP_BENCHMARKS:-0}" != 1 ]; then
   # Benchmarks report numbers against their goals; on a shared 2-core machine those numbers are noisy,
@@ -37,3 +37,18 @@ if [ "${ITB_SKIP_BENCHMARKS:-0}" != 1 ]; then
     echo "== every benchmark met its goal"
   fi
 fi
+
+# Repeat the suite's outcome as the last line, after the benchmarks' output.
+.venv/bin/python - "$ITB_RUN_DIR/pytest.log" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+counts: dict[str, int] = {}
+for line in reversed(text.splitlines()):
+    if re.match(r"^(=+ )?\d+ (passed|failed|skipped|error|deselected).* in [0-9.]+s", line):
+        counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", line)}
+        break
+line = f"tests: {counts.get('passed', 0)} passed, {counts.get('failed', 0) + counts.get('error', 0)} failed"
+if counts.get("skipped"):
+    line += f", {counts['skipped']} skipped"
+print(line)
+PY
