@@ -102,8 +102,10 @@ def test_an_unknown_format_is_not_found(client: FlaskClient, filled: Database, a
 def test_a_download_abandoned_midway_is_recorded_as_incomplete(
     client: FlaskClient, db: Database, auditor: str
 ) -> None:
-    for minute in range(150):
-        add(db, minute, "check.run", verdict="pass", detail={"note": "x" * 2000})
+    # Far more than the stream's queue holds (8 chunks of 64 KB), so the export cannot finish before the
+    # browser goes away; with less it could, and the test would race.
+    for minute in range(500):
+        add(db, minute, "check.run", verdict="pass", detail={"note": "x" * 3000})
     response = client.get(f"/l/{auditor}/audit/export/ndjson", buffered=False)
     next(iter(response.response))  # the first chunk arrives, then the browser goes away
     response.close()
