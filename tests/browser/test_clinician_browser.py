@@ -14,9 +14,12 @@ pytestmark = pytest.mark.browser
 
 
 def _wait(browser: Any, condition: Any, timeout: float = 20) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, timeout).until(condition)
+    # The live check swaps the result panel while we look at it: an element found a moment ago may be
+    # gone, which just means "look again".
+    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def _launch(browser: Any, live: Live, patient: str) -> None:
