@@ -178,9 +178,8 @@ def _send(form: dict[str, str], patients: list[dict[str, Any]], manifest: dict[s
     key = key_from_private_jwk(json.loads(_key_path(current_app).read_text(encoding="utf-8")))
     token = sign_es384(key, SANDBOX_KID, client_claims(SANDBOX_ISS, url, now))
     try:
-        response = requests.post(
-            url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=(3.05, 20)
-        )
+        headers = {"Authorization": f"Bearer {token}"}
+        response = requests.post(url, json=body, headers=headers, timeout=(3.05, 20))
     except requests.RequestException as error:
         return {"error": f"The service could not be reached ({type(error).__name__})."}
     try:
