@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import axe_source, browser, shoot  # noqa: F401 - fixtures
+from tests.browser.conftest import axe_source, browser, navigate, shoot  # noqa: F401 - fixtures
 from tests.e2e.live import Live
 
 pytestmark = pytest.mark.browser
@@ -32,16 +32,16 @@ def test_an_auditor_filters_the_log_and_reads_a_timeline(browser: Any, live: Liv
 
     live.launch("sci-adult", user="clinician-1")  # something to find
     browser.get(f"{live.sandbox_url}/launch?tenant=full&user=auditor-1&patient=sci-adult")
-    browser.find_element(By.ID, "auditor-link").click()
+    navigate(browser, browser.find_element(By.ID, "auditor-link").click)
     assert browser.find_element(By.ID, "chain-status").get_attribute("data-intact") == "true"
     browser.find_element(By.ID, "patient").send_keys("sci-adult")
     Select(browser.find_element(By.ID, "overridden")).select_by_value("no")
-    browser.find_element(By.CSS_SELECTOR, "#audit-filters button[type=submit]").click()
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, "#audit-filters button[type=submit]").click)
     rows = browser.find_elements(By.CSS_SELECTOR, "#audit-results tbody tr")
     assert rows and all("sci-adult" in row.text for row in rows)
     shoot("search")
     assert _serious_violations(browser) == []
-    rows[0].find_element(By.LINK_TEXT, "sci-adult").click()
+    navigate(browser, rows[0].find_element(By.LINK_TEXT, "sci-adult").click)
     assert "Dose changes of patient" in browser.find_element(By.ID, "timeline-heading").text
     shoot("timeline")
     assert _serious_violations(browser) == []

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,36 @@ def axe_source() -> str | None:
         if candidate.exists():
             return candidate.read_text(encoding="utf-8")
     return None
+
+
+def wait(driver: Any, condition: Any, timeout: float = 20) -> Any:
+    """Wait until `condition(driver)` is truthy, looking again whenever an element went stale."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # The live check swaps the result panel while we look at it, and a navigation replaces the whole
+    # document: an element found a moment ago may be gone, which just means "look again".
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition
+    )
+
+
+def navigate(driver: Any, action: Callable[[], object], timeout: float = 30) -> None:
+    """Run `action` (a click or submit that loads a new page) and wait until the new page has loaded.
+
+    WebDriver's click does not wait for the navigation it starts: without this, the next find_element can
+    return an element of the page being left (same id on both pages), which goes stale a moment later.
+    The old page is marked with a window property, which the new page does not have; asking an element of
+    the old page whether it is stale instead can fail outright mid-navigation in chromedriver ("Node with
+    given id does not belong to the document").
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("window.__itbLeaving = true;")
+    action()
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.__itbLeaving !== true && document.readyState === 'complete';"
+        )
+    )

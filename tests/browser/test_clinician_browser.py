@@ -7,19 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import axe_source
+from tests.browser.conftest import axe_source, navigate, wait
 from tests.e2e.live import Live
 
 pytestmark = pytest.mark.browser
-
-
-def _wait(browser: Any, condition: Any, timeout: float = 20) -> Any:
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    # The live check swaps the result panel while we look at it: an element found a moment ago may be
-    # gone, which just means "look again".
-    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def _launch(browser: Any, live: Live, patient: str) -> None:
@@ -27,8 +18,8 @@ def _launch(browser: Any, live: Live, patient: str) -> None:
     from selenium.webdriver.support import expected_conditions as ec
 
     browser.get(f"{live.sandbox_url}/?tenant=full")
-    browser.find_element(By.ID, f"launch-{patient}").click()
-    _wait(browser, ec.presence_of_element_located((By.ID, "proposal-form")))
+    navigate(browser, browser.find_element(By.ID, f"launch-{patient}").click)
+    wait(browser, ec.presence_of_element_located((By.ID, "proposal-form")))
 
 
 def _propose(browser: Any, value: str, mode: str) -> str:
@@ -50,7 +41,7 @@ def _propose(browser: Any, value: str, mode: str) -> str:
             return False
         return elements[0].get_attribute("data-verdict") or False
 
-    return str(_wait(browser, checked))
+    return str(wait(browser, checked))
 
 
 def _axe_violations(browser: Any) -> list[dict[str, Any]]:
@@ -85,14 +76,14 @@ def test_clinician_checks_doses_and_files_a_note_that_reaches_the_ehr(
     assert _propose(browser, "10", "percent") == "pass"
     shoot("pass")
 
-    browser.find_element(By.ID, "preview-button").click()
-    _wait(browser, ec.presence_of_element_located((By.ID, "note-text")))
+    navigate(browser, browser.find_element(By.ID, "preview-button").click)
+    wait(browser, ec.presence_of_element_located((By.ID, "note-text")))
     assert "440" in browser.find_element(By.ID, "note-text").text
     browser.find_element(By.ID, "rationale").send_keys("Spasms still wake the patient at night.")
     shoot("preview")
 
-    browser.find_element(By.ID, "submit-note").click()
-    status = _wait(browser, ec.presence_of_element_located((By.ID, "filing-status")))
+    navigate(browser, browser.find_element(By.ID, "submit-note").click)
+    status = wait(browser, ec.presence_of_element_located((By.ID, "filing-status")))
     shoot("confirmation")
     assert status.get_attribute("data-state") == "filed", status.text
     notes = live.stored("DocumentReference")
@@ -106,8 +97,8 @@ def test_warn_needs_a_coded_reason_before_the_preview(browser: Any, live: Live, 
 
     _launch(browser, live, "cns-depressants")
     assert _propose(browser, "330", "ug/d") == "warn"
-    browser.find_element(By.ID, "preview-button").click()
-    error = _wait(browser, ec.presence_of_element_located((By.ID, "form-error")))
+    navigate(browser, browser.find_element(By.ID, "preview-button").click)
+    error = wait(browser, ec.presence_of_element_located((By.ID, "form-error")))
     assert "override reason" in error.text
     shoot("override-required")
 

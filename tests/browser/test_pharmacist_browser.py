@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_clinician_browser import _propose, _wait
+from tests.browser.conftest import navigate, wait
+from tests.browser.test_clinician_browser import _propose
 from tests.e2e.live import Live
 
 pytestmark = pytest.mark.browser
@@ -22,8 +23,8 @@ def _launch_as(browser: Any, live: Live, user: str, patient: str = PATIENT) -> N
 
     browser.get(f"{live.sandbox_url}/?tenant=full")
     browser.find_element(By.ID, f"user-{user}").click()
-    browser.find_element(By.ID, f"launch-{patient}").click()
-    _wait(browser, ec.presence_of_element_located((By.ID, "proposal-form")))
+    navigate(browser, browser.find_element(By.ID, f"launch-{patient}").click)
+    wait(browser, ec.presence_of_element_located((By.ID, "proposal-form")))
 
 
 def _file_ten_percent(browser: Any) -> str:
@@ -32,11 +33,11 @@ def _file_ten_percent(browser: Any) -> str:
     from selenium.webdriver.support import expected_conditions as ec
 
     assert _propose(browser, "10", "percent") == "pass"
-    browser.find_element(By.ID, "preview-button").click()
-    _wait(browser, ec.presence_of_element_located((By.ID, "note-text")))
+    navigate(browser, browser.find_element(By.ID, "preview-button").click)
+    wait(browser, ec.presence_of_element_located((By.ID, "note-text")))
     browser.find_element(By.ID, "rationale").send_keys("Spasms still wake the patient at night.")
-    browser.find_element(By.ID, "submit-note").click()
-    status = _wait(browser, ec.presence_of_element_located((By.ID, "filing-status")))
+    navigate(browser, browser.find_element(By.ID, "submit-note").click)
+    status = wait(browser, ec.presence_of_element_located((By.ID, "filing-status")))
     assert status.get_attribute("data-state") == "filed", status.text
     return str(browser.find_element(By.ID, "verification-status").text)
 
@@ -46,12 +47,12 @@ def _open_newest_change(browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
-    browser.find_element(By.ID, "pharmacist-link").click()
-    _wait(browser, ec.presence_of_element_located((By.ID, "queue")))
+    navigate(browser, browser.find_element(By.ID, "pharmacist-link").click)
+    wait(browser, ec.presence_of_element_located((By.ID, "queue")))
     rows = browser.find_elements(By.CSS_SELECTOR, f'tr.queue-row[data-patient-id="{PATIENT}"]')
     assert len(rows) == 1, "older proposals of the patient are superseded"
-    rows[0].find_element(By.CSS_SELECTOR, "a.open-change").click()
-    _wait(browser, ec.presence_of_element_located((By.ID, "calculator")))
+    navigate(browser, rows[0].find_element(By.CSS_SELECTOR, "a.open-change").click)
+    wait(browser, ec.presence_of_element_located((By.ID, "calculator")))
 
 
 def test_pharmacist_verifies_a_clinicians_change_after_reviewing_the_rerun_check(
@@ -77,8 +78,8 @@ def test_pharmacist_verifies_a_clinicians_change_after_reviewing_the_rerun_check
     assert "440 mcg/day" in browser.find_element(By.ID, "clinician-note").text
 
     browser.find_element(By.ID, "verify-comment").send_keys("Pump log and concentration checked.")
-    browser.find_element(By.ID, "verify-button").click()
-    status = _wait(browser, ec.presence_of_element_located((By.ID, "change-status")))
+    navigate(browser, browser.find_element(By.ID, "verify-button").click)
+    status = wait(browser, ec.presence_of_element_located((By.ID, "change-status")))
     shoot("verified")
     assert status.get_attribute("data-status") == "verified"
     assert browser.find_element(By.CSS_SELECTOR, "#history .filing").get_attribute("data-state") == "filed"
@@ -96,11 +97,11 @@ def test_the_prescriber_cannot_verify_their_own_change(browser: Any, live: Live,
 
     _launch_as(browser, live, "pharmacist-1")
     assert _file_ten_percent(browser) == "proposed"  # the pharmacist prescribes this one
-    browser.find_element(By.LINK_TEXT, "Back to the patient").click()
-    _wait(browser, ec.presence_of_element_located((By.ID, "proposal-form")))
+    navigate(browser, browser.find_element(By.LINK_TEXT, "Back to the patient").click)
+    wait(browser, ec.presence_of_element_located((By.ID, "proposal-form")))
     _open_newest_change(browser)
     assert browser.find_element(By.ID, "own-change-notice")
-    browser.find_element(By.ID, "verify-button").click()
-    message = _wait(browser, ec.presence_of_element_located((By.ID, "refused-message")))
+    navigate(browser, browser.find_element(By.ID, "verify-button").click)
+    message = wait(browser, ec.presence_of_element_located((By.ID, "refused-message")))
     shoot("refused")
     assert "You prescribed this dose change" in message.text
