@@ -15,6 +15,7 @@ from flask import Flask
 
 from plugin.cds import config
 from plugin.cds.audit_hook import AuditHook
+from plugin.cds.chart_cache import ChartCache
 from plugin.cds.discovery import discovery_document
 from plugin.cds.prefetch import prefetch_templates
 from plugin.cds.service import ServiceDeps
@@ -65,6 +66,7 @@ def init_app(
         fallback_fhir_servers=tuple(s for c in clients.values() for s in c.fhir_servers)
         if app.config["CDS_INSECURE_SANDBOX"]
         else (),
+        chart_cache=ChartCache(float(app.config["CDS_CHART_CACHE_SECONDS"])),
     )
     verifier = Verifier(
         clients,

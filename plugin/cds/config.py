@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "CDS_JWT_MAX_LIFETIME_SECONDS": 3600,  # longest exp - now accepted (bounds the replay table)
     "CDS_JWKS_TTL_SECONDS": 3600,  # how long a fetched JWKS is trusted before it is fetched again
     "CDS_AUDIT_CARDS": True,  # write a cds.card audit record for every issued card
+    "CDS_CHART_CACHE_SECONDS": 60,  # reuse the chart of an identical complete prefetch this long (0: off)
 }
 
 
@@ -131,6 +132,17 @@ def load_clients(source: Any) -> dict[str, CdsClient]:
     return clients
 
 
+def _seconds(value: Any, name: str) -> float:
+    """Return a setting as a non-negative number of seconds; raise RuntimeError naming it otherwise."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0 or isinstance(value, bool):  # also refuses NaN
+        raise RuntimeError(f"ITB_{name} must be a number of seconds, 0 or more")
+    return seconds
+
+
 def configure(app: Flask) -> None:
     """Fill in the CDS defaults and refuse an insecure sandbox in production."""
     for key, value in DEFAULTS.items():
@@ -140,6 +152,9 @@ def configure(app: Flask) -> None:
         as_bool(app.config["CDS_SANDBOX_PAGE"]) or app.config["CDS_INSECURE_SANDBOX"]
     )
     app.config["CDS_CORS_ORIGINS"] = as_origins(app.config["CDS_CORS_ORIGINS"])
+    app.config["CDS_CHART_CACHE_SECONDS"] = _seconds(
+        app.config["CDS_CHART_CACHE_SECONDS"], "CDS_CHART_CACHE_SECONDS"
+    )
     if app.config.get("IS_PRODUCTION") and (
         app.config["CDS_INSECURE_SANDBOX"] or app.config["CDS_SANDBOX_PAGE"]
     ):

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, insert
 from plugin.audit.log import chain_transaction
 from plugin.cds import cards, orders, prefetch
 from plugin.cds.audit_hook import AuditHook
+from plugin.cds.chart_cache import ChartCache
 from plugin.cds.config import fhir_server_allowed
 from plugin.cds.models import IssuedCard
 from plugin.cds.trust import Caller
@@ -88,6 +89,7 @@ class ServiceDeps:
     client_factory: Callable[[str, str | None], FhirClient] = field(
         default=lambda base, token: FhirClient(base, lambda: token, max_retries=1, timeout=(3.05, 10.0))
     )
+    chart_cache: ChartCache | None = None  # charts of complete prefetches, reused for a short while
 
 
 def _text(value: Any, name: str, *, required: bool = True) -> str | None:
@@ -172,29 +174,48 @@ def evaluate(
     drafts = orders.find_orders(req.draft_orders, req.selections, deps.codes)
     if not drafts:
         return Evaluation({"cards": []})
-    resolved = prefetch.resolve(
-        req.prefetch, deps.templates, req.context, _callback_factory(req, caller, deps)
-    )
-    if resolved.unsatisfied_required:
-        labels = ", ".join(prefetch.KEY_LABELS.get(k, k) for k in resolved.unsatisfied_required)
-        raise CdsRequestError(412, f"prefetch incomplete and not fetchable: {labels}")
     evaluation = Evaluation({"cards": []})
     try:
-        chart = chart_from_entries(
-            resolved.entries, codes=deps.codes, now=now, patient_id=req.patient_id,
-            gaps=resolved.gaps, require_patient=False,
-        )  # fmt: skip
+        chart, gaps = _chart_for(req, caller, deps, now)
     except ChartInputError as error:
         ctx = cards.CardContext(app_base_url, req.patient_id, drafts[0].reference, req.hook)
         evaluation.response["cards"].append(cards.input_error_card(ctx, error.reason))
         return evaluation
     for draft in drafts:
         ctx = cards.CardContext(app_base_url, req.patient_id, draft.reference, req.hook)
-        card, row = _card_for(draft, chart, resolved.gaps, ctx, deps, now)
+        card, row = _card_for(draft, chart, list(gaps), ctx, deps, now)
         if card is not None:
             evaluation.response["cards"].append(card)
             evaluation.issued.append(row)
     return evaluation
+
+
+def _chart_for(
+    req: HookRequest, caller: Caller, deps: ServiceDeps, now: datetime
+) -> tuple[Chart, tuple[str, ...]]:
+    """Return the request's chart and prefetch gaps: from the chart cache when this exact prefetch was
+    read moments ago, else resolved (fetching what is missing) and built; raise a 412 or ChartInputError."""
+    cache = deps.chart_cache
+    key = cache.key(req.prefetch, req.patient_id) if cache is not None else None
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        return cached
+    resolved = prefetch.resolve(
+        req.prefetch, deps.templates, req.context, _callback_factory(req, caller, deps)
+    )
+    if resolved.unsatisfied_required:
+        labels = ", ".join(prefetch.KEY_LABELS.get(k, k) for k in resolved.unsatisfied_required)
+        raise CdsRequestError(412, f"prefetch incomplete and not fetchable: {labels}")
+    chart = chart_from_entries(
+        resolved.entries, codes=deps.codes, now=now, patient_id=req.patient_id,
+        gaps=resolved.gaps, require_patient=False,
+    )  # fmt: skip
+    gaps = tuple(resolved.gaps)
+    if cache is not None and not resolved.gaps and not resolved.fetched:
+        # Only a prefetch that answered every template on its own: what came from fhirServer may differ
+        # on the next call, and a gap might be filled by a call that has a fhirServer.
+        cache.put(key, chart, gaps)
+    return chart, gaps
 
 
 def _card_for(
