@@ -6,7 +6,7 @@ not change between them). Reading ~200 Observations into a Chart is the largest 
 chart built from byte-identical prefetch JSON for the same patient is reused for a short while.
 
 What keeps it safe:
-- The key is a BLAKE2b digest of the prefetch as sent (orjson keeps the parsed key order, so identical
+- The key is a SHA-256 digest of the prefetch as sent (orjson keeps the parsed key order, so identical
   request text gives identical bytes) and the patient id: any changed resource, added Observation or
   reordered JSON is a miss and a fresh read.
 - Only a prefetch that satisfied every template is cached. A call that needed ``fhirServer`` (whose
@@ -57,7 +57,7 @@ class ChartCache:
         """Return the cache key of a prefetch for a patient, or None when the cache is off."""
         if not self.enabled:
             return None
-        digest = hashlib.blake2b(digest_size=20)
+        digest = hashlib.sha256()
         digest.update(patient_id.encode())
         digest.update(b"\x00")
         digest.update(orjson.dumps(prefetch))

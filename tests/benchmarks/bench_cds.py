@@ -1,10 +1,11 @@
 """Benchmark: the CDS Hooks service under gunicorn against the trivial ``/healthz`` (not collected by pytest).
 
-Run: ``python tests/benchmarks/bench_cds.py [--seconds 10] [--clients 50] [--no-audit-cards]``.
+Run: ``python tests/benchmarks/bench_cds.py [--seconds 10] [--clients 50] [--alg ES384|RS384]
+[--no-chart-cache] [--no-audit-cards]``.
 
 Starts ``gunicorn -w 2 -k gthread --threads 4`` (``--workers``, ``--worker-class``, ``--threads``) on a
 free loopback port with a temporary instance folder and a CDS client allow-list holding a freshly
-generated ES384 key, then drives 50 concurrent keep-alive clients (2 processes x 25 raw HTTP/1.1
+generated ES384 key (``--alg RS384``: an RSA-2048 key, as many EHRs sign), then drives 50 concurrent keep-alive clients (2 processes x 25 raw HTTP/1.1
 connections on one asyncio loop each, request heads prebuilt) for ``--seconds`` against ``GET /healthz``
 and then against ``POST /cds-services/itb-dose-check`` with a full prefetch (the sci-adult sandbox chart
 plus 150 vital signs: about 200 Observations) and a 600 ug/d draft order (block, with a suggestion, the
@@ -37,7 +38,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
+
 from plugin.cds.jwt_sign import (  # noqa: E402
+    b64url,
     client_claims,
     key_from_private_jwk,
     new_es384_key,
@@ -105,14 +110,39 @@ def _body(now: datetime) -> bytes:
     return json.dumps(body).encode()
 
 
-def _sign_batch(args: tuple[dict[str, str], str, int]) -> list[str]:
-    """Sign ``count`` JWTs (in a pool worker)."""
-    jwk, audience, count = args
-    key = key_from_private_jwk(jwk)
+def _sign_batch(args: tuple[dict[str, str] | bytes, str, int]) -> list[str]:
+    """Sign ``count`` JWTs (in a pool worker) with an ES384 private JWK or an RSA private key's PEM."""
+    key_material, audience, count = args
     now = datetime.now(UTC)
+    if isinstance(key_material, bytes):
+        rsa_key = serialization.load_pem_private_key(key_material, password=None)
+        assert isinstance(rsa_key, rsa.RSAPrivateKey)
+        return [
+            _sign_rs384(rsa_key, client_claims(ISS, audience, now, lifetime_seconds=900))
+            for _ in range(count)
+        ]
+    key = key_from_private_jwk(key_material)
     return [
         sign_es384(key, KID, client_claims(ISS, audience, now, lifetime_seconds=900)) for _ in range(count)
     ]
+
+
+def _sign_rs384(key: rsa.RSAPrivateKey, claims: dict[str, Any]) -> str:
+    """Return a compact RS384 JWT of ``claims``."""
+    header = b64url(json.dumps({"alg": "RS384", "typ": "JWT", "kid": KID}).encode())
+    signing_input = f"{header}.{b64url(json.dumps(claims).encode())}"
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA384())
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def _rsa_public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
+    """Return the public JWK of an RSA key."""
+    numbers = key.public_key().public_numbers()
+    return {
+        "kty": "RSA", "kid": KID, "alg": "RS384", "use": "sig",
+        "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+        "e": b64url(numbers.e.to_bytes(3, "big")),
+    }  # fmt: skip
 
 
 def _request_head(method: str, path: str, port: int, body: bytes | None, token: str | None) -> bytes:
@@ -265,6 +295,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--tokens", type=int, default=12000, help="JWTs to sign up front")
+    parser.add_argument("--alg", choices=["ES384", "RS384"], default="ES384", help="the CDS client's JWT alg")
+    parser.add_argument("--no-chart-cache", action="store_true", help="read the chart on every call (0 s)")
     parser.add_argument("--no-audit-cards", action="store_true", help="turn off the cds.card audit record")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
@@ -273,12 +305,19 @@ def main() -> int:
     args = parser.parse_args()
 
     instance = Path(tempfile.mkdtemp(prefix="itb-bench-cds-"))
-    key = new_es384_key()
-    jwk = private_jwk(key, KID)
+    key_material: dict[str, str] | bytes
+    if args.alg == "RS384":
+        rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_material = rsa_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        public = _rsa_public_jwk(rsa_key)
+    else:
+        key = new_es384_key()
+        key_material = private_jwk(key, KID)
+        public = public_jwk(key.public_key(), KID)
     clients_toml = instance / "cds-clients.toml"
-    jwk_toml = ", ".join(
-        f"{name} = {json.dumps(value)}" for name, value in public_jwk(key.public_key(), KID).items()
-    )
+    jwk_toml = ", ".join(f"{name} = {json.dumps(value)}" for name, value in public.items())
     clients_toml.write_text(
         f'[[client]]\niss = "{ISS}"\nname = "bench"\njwks = {{ keys = [ {{ {jwk_toml} }} ] }}\n',
         encoding="utf-8",
@@ -292,6 +331,7 @@ def main() -> int:
         "ITB_PUBLIC_URL": f"http://{HOST}:{port}",
         "ITB_LOG_LEVEL": "WARNING",
         "ITB_CDS_AUDIT_CARDS": "false" if args.no_audit_cards else "true",
+        "ITB_CDS_CHART_CACHE_SECONDS": "0" if args.no_chart_cache else "60",
         "ITB_BENCH_GC_FREEZE": "0" if args.no_gc_freeze else "1",
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
@@ -301,12 +341,15 @@ def main() -> int:
                "bench_cds:wsgi_app()"]  # fmt: skip
     print(
         f"gunicorn -w {args.workers} -k {args.worker_class} --threads {args.threads}; "
-        f"gc.freeze {'off' if args.no_gc_freeze else 'on'}; audit cards {not args.no_audit_cards}"
+        f"gc.freeze {'off' if args.no_gc_freeze else 'on'}; audit cards {not args.no_audit_cards}; "
+        f"JWT {args.alg}; chart cache {'off' if args.no_chart_cache else 'on'}"
     )
     body = _body(datetime.now(UTC))
     print(f"request body: {len(body) / 1024:.0f} KiB; signing {args.tokens} JWTs ...")
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        batches = pool.map(_sign_batch, [(jwk, f"http://{HOST}:{port}{SERVICE}", args.tokens // 4)] * 4)
+        batches = pool.map(
+            _sign_batch, [(key_material, f"http://{HOST}:{port}{SERVICE}", args.tokens // 4)] * 4
+        )
     tokens = [t for batch in batches for t in batch]
     # Migrate once up front: two workers auto-migrating a fresh SQLite file at the same time race.
     prepare = [sys.executable, "-c", "import bench_cds; bench_cds.wsgi_app()"]
