@@ -42,6 +42,7 @@ class SearchQuery:
     sort: list[tuple[ParamDef, bool]] = field(default_factory=list)
     includes: list[ParamDef] = field(default_factory=list)
     summary_count: bool = False
+    total_accurate: bool = False  # _total=accurate: name the total on every page, as HAPI then does
 
 
 def _bad(message: str) -> FhirError:
@@ -76,7 +77,7 @@ def parse_search(resource_type: str, params: Iterable[tuple[str, str]]) -> Searc
 
 
 def _parse_control(query: SearchQuery, name: str, value: str) -> None:
-    """Apply one result parameter (_count, _sort, _include, _summary) to the query."""
+    """Apply one result parameter (_count, _sort, _include, _summary, _total) to the query."""
     known = SEARCH_PARAMS[query.resource_type]
     if name == "_count":
         if not value.isdigit():
@@ -96,6 +97,9 @@ def _parse_control(query: SearchQuery, name: str, value: str) -> None:
         if source != query.resource_type or param is None or param.kind != "reference":
             raise _bad(f"Unsupported _include '{value}'")
         query.includes.append(param)
+    elif name == "_total":
+        # HAPI counts on "accurate" and ignores "none", "estimated" and any other value (200, no total).
+        query.total_accurate = query.total_accurate or value == "accurate"
     elif name == "_summary":
         if value == "count":
             query.summary_count = True

@@ -13,19 +13,22 @@ from .search import SearchQuery, element_values
 from .search_params import SEARCH_PARAMS
 from .store import Snapshot, SnapshotCache, TenantStore
 
+HAPI_FIRST_LOAD = 13  # HAPI JPA's first search pre-fetch threshold (JpaStorageSettings)
+
 
 def _bundle(
-    now: datetime, total: int, links: list[dict[str, str]], entries: list[dict[str, Any]]
+    now: datetime, total: int | None, links: list[dict[str, str]], entries: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Assemble a searchset Bundle."""
+    """Assemble a searchset Bundle (``total`` None leaves it out)."""
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
         "meta": {"lastUpdated": now.isoformat(timespec="milliseconds")},
         "type": "searchset",
-        "total": total,
-        "link": links,
     }
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = links
     if entries:
         bundle["entry"] = entries
     return bundle
@@ -103,7 +106,14 @@ def page_bundle(
             }
         )
         links.append({"relation": "next", "url": f"{base}?{query}"})
-    return _bundle(now, len(snapshot.ids), links, entries)
+    # Like HAPI JPA 8, which loads a search's matches in batches (13, then 503, ...) and names the total
+    # only once it has them all: a page with a next link of a search with more than 13 matches has no
+    # total unless the search asked for _total=accurate. The last page names it (HAPI does by then for
+    # small searches; for large ones it may not, so nothing may depend on it).
+    has_next = len(links) > 1
+    known = snapshot.total_accurate or not has_next or len(snapshot.ids) <= HAPI_FIRST_LOAD
+    total = len(snapshot.ids) if known else None
+    return _bundle(now, total, links, entries)
 
 
 def first_page(
@@ -119,7 +129,12 @@ def first_page(
 ) -> dict[str, Any]:
     """Freeze the result ids (only when there is more than one page) and render the first page."""
     snapshot = Snapshot(
-        tenant, query.resource_type, tuple(ids), tuple(p.name for p in query.includes), query.count
+        tenant,
+        query.resource_type,
+        tuple(ids),
+        tuple(p.name for p in query.includes),
+        query.count,
+        query.total_accurate,
     )
     token = cache.put(snapshot) if len(ids) > query.count else None
     return page_bundle(store, snapshot, token, 0, base, self_url, restriction, now)

@@ -150,6 +150,7 @@ class Snapshot:
     ids: tuple[str, ...]
     includes: tuple[str, ...]
     count: int
+    total_accurate: bool = False
 
 
 class SnapshotCache:

@@ -270,3 +270,60 @@ def test_an_unknown_status_code_is_refused(fhir_server: FhirServer, probe_patien
             }
         )
     assert raised.value.status == 400
+
+
+def _first_page(server: FhirServer, params: dict[str, str]) -> dict[str, Any]:
+    """Return the first page of a raw Observation search."""
+    response = requests.get(
+        f"{server.base_url}/Observation", params=params, headers=server.headers(), timeout=30
+    )
+    assert response.status_code == 200, response.text[:300]
+    return dict(response.json())
+
+
+def _next_url(bundle: dict[str, Any]) -> str | None:
+    """Return the bundle's next link, if any."""
+    return next((link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None)
+
+
+def test_a_paged_search_names_its_total_only_when_asked(fhir_server: FhirServer) -> None:
+    # The loader relies on this: with a total, every remaining offset page is asked for at once. HAPI
+    # loads matches in batches (the first of 13) and names the total only once it has them all.
+    patient_id = f"contract-{uuid.uuid4().hex[:12]}"
+    entries: list[dict[str, Any]] = [
+        {
+            "resource": {"resourceType": "Patient", "id": patient_id},
+            "request": {"method": "PUT", "url": f"Patient/{patient_id}"},
+        }
+    ]
+    entries += [
+        {
+            "resource": {
+                "resourceType": "Observation", "status": "final", "code": {"coding": [{"system": SYSTEM, "code": "many"}]},
+                "subject": {"reference": f"Patient/{patient_id}"}, "effectiveDateTime": f"2026-02-{day:02d}T08:00:00Z",
+            },
+            "request": {"method": "POST", "url": "Observation"},
+        }
+        for day in range(1, 21)
+    ]  # fmt: skip
+    fhir_server.client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+
+    plain = _first_page(fhir_server, {"patient": patient_id, "_count": "3"})
+    assert _next_url(plain) is not None and "total" not in plain
+    estimated = _first_page(fhir_server, {"patient": patient_id, "_count": "3", "_total": "estimated"})
+    assert "total" not in estimated
+    counted = _first_page(fhir_server, {"patient": patient_id, "_count": "3", "_total": "accurate"})
+    pages = [counted]
+    while (url := _next_url(pages[-1])) is not None:
+        pages.append(requests.get(url, headers=fhir_server.headers(), timeout=30).json())
+    assert [page.get("total") for page in pages] == [20] * 7
+    assert sum(len(page.get("entry", [])) for page in pages) == 20
+
+
+def test_a_search_of_at_most_13_matches_or_one_page_names_its_total(
+    fhir_server: FhirServer, probe_patient: str
+) -> None:
+    small = _first_page(fhir_server, {"patient": probe_patient, "_count": "3"})
+    assert _next_url(small) is not None and small["total"] == 8
+    single = _first_page(fhir_server, {"patient": probe_patient, "_count": "20"})
+    assert single["total"] == 8 and _next_url(single) is None

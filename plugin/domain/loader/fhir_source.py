@@ -90,6 +90,11 @@ def plan_searches(
     known = offered is not None
 
     page = ("_count", str(PAGE_SIZE))
+    # HAPI names a paged search's total only when asked; with it, the client asks for every remaining
+    # page at once instead of following next links one round trip at a time. _total is a standard R4
+    # result parameter; a server that does not honour it still answers, and its pages are then followed
+    # one by one (whether Epic and Oracle Health honour it is unverified: docs/architecture.md).
+    counted = ("_total", "accurate")
 
     def offers(resource_type: str) -> bool:
         return offered is None or resource_type in offered
@@ -104,7 +109,13 @@ def plan_searches(
         _Slot(
             Search(
                 "Observation",
-                [("patient", patient_id), ("category", "survey"), ("date", f"ge{scores_since}"), page],
+                [
+                    ("patient", patient_id),
+                    ("category", "survey"),
+                    ("date", f"ge{scores_since}"),
+                    page,
+                    counted,
+                ],
             ),
             False,
             "spasticity scores",
@@ -120,7 +131,13 @@ def plan_searches(
         _Slot(
             Search(
                 "Observation",
-                [("patient", patient_id), ("category", "vital-signs"), ("date", f"ge{vitals_since}"), page],
+                [
+                    ("patient", patient_id),
+                    ("category", "vital-signs"),
+                    ("date", f"ge{vitals_since}"),
+                    page,
+                    counted,
+                ],
             ),
             False,
             "vital signs",
