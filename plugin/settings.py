@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -61,12 +62,28 @@ def configure(app: Flask, test_config: dict[str, Any] | None) -> None:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config["IS_PRODUCTION"] = str(app.config["ENV_NAME"]).lower() == "production"
     _configure_secret_key(app)
+    _check_public_url(app)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'itb.sqlite'}"
     if app.config.get("AUTO_MIGRATE") is None:
         app.config["AUTO_MIGRATE"] = not app.config["IS_PRODUCTION"]
     if not app.config.get("KEYS_FILE"):
         app.config["KEYS_FILE"] = str(Path(app.instance_path) / "keys.json")
+
+
+def _check_public_url(app: Flask) -> None:
+    """Require ITB_PUBLIC_URL in production; when set it must be an absolute URL without query or fragment."""
+    public = app.config.get("PUBLIC_URL")
+    if not public:
+        if app.config["IS_PRODUCTION"]:
+            # Without it, the redirect URI and the audience a CDS client's JWT must name come from the
+            # request's Host header, which the caller chooses: a token minted for another service
+            # would be accepted by sending its host name.
+            raise RuntimeError("ITB_PUBLIC_URL must be set in production (e.g. https://itb.hospital.org)")
+        return
+    parts = urlsplit(str(public))
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+        raise RuntimeError("ITB_PUBLIC_URL must be an absolute URL such as https://itb.hospital.org")
 
 
 def _configure_secret_key(app: Flask) -> None:

@@ -189,17 +189,25 @@ def dose_suggestion(
     }
 
 
+def unconvertible_verdict(severity: str) -> Verdict:
+    """Return the verdict of an order whose dose cannot be read as ug/d: the finding's own severity
+    (``unit-unconvertible`` is block by default, CONTRACT §4), as for any other finding."""
+    return {"block": Verdict.BLOCK, "warn": Verdict.WARN}.get(severity, Verdict.CANNOT_CHECK)
+
+
 def unconvertible_card(ctx: CardContext, reason: str, written: str | None, severity: str) -> dict[str, Any]:
     """Return the card for a draft order whose dose cannot be read as ug/d (the check cannot run)."""
     card_uuid = str(uuid.uuid4())
     shown = f" ({written})" if written else ""
     message = f"The proposed dose of {ctx.order_reference}{shown} cannot be converted to ug/d: {reason}."
     finding = Finding(code="unit-unconvertible", severity=Severity(severity), message=message)
+    verdict = unconvertible_verdict(severity)
+    # A dose nobody can read as ug/d must not be signed past a mere warning: block is critical (§6).
     return {
         "uuid": card_uuid,
         "summary": _clip(f"ITB dose cannot be checked: the order's dose unit cannot be converted{shown}"),
-        "indicator": "warning",
-        "detail": "**Verdict: cannot-check**. Write the dose as ug/d, ug/h, or mL/h with a known "
+        "indicator": INDICATORS[verdict],
+        "detail": f"**Verdict: {verdict.value}**. Write the dose as ug/d, ug/h, or mL/h with a known "
         "concentration.\n\n" + finding_line(finding),
         "source": {"label": SOURCE_LABEL, "topic": TOPIC},
         "overrideReasons": override_reason_codings(),
@@ -216,5 +224,6 @@ def input_error_card(ctx: CardContext, reason: str) -> dict[str, Any]:
         "indicator": "warning",
         "detail": f"**Verdict: cannot-check**. {reason}. Open the app to review the chart.",
         "source": {"label": SOURCE_LABEL, "topic": TOPIC},
+        "overrideReasons": override_reason_codings(),
         "links": [smart_link(ctx, None, card_uuid)],
     }

@@ -179,7 +179,10 @@ def evaluate(
         chart, gaps = _chart_for(req, caller, deps, now)
     except ChartInputError as error:
         ctx = cards.CardContext(app_base_url, req.patient_id, drafts[0].reference, req.hook)
-        evaluation.response["cards"].append(cards.input_error_card(ctx, error.reason))
+        card = cards.input_error_card(ctx, error.reason)
+        evaluation.response["cards"].append(card)
+        # Recorded and audited like any card, so feedback on it is found and the refusal is on record.
+        evaluation.issued.append(_row(card, Verdict.CANNOT_CHECK.value, [], None, None, None))
         return evaluation
     for draft in drafts:
         ctx = cards.CardContext(app_base_url, req.patient_id, draft.reference, req.hook)
@@ -233,7 +236,8 @@ def _card_for(
             return None, {}  # a selected order may not have its dose yet: nothing to advise on
         severity = deps.rules.severity("unit-unconvertible").value
         card = cards.unconvertible_card(ctx, dose.reason or "unknown unit", dose.original_text, severity)
-        return card, _row(card, Verdict.CANNOT_CHECK.value, ["unit-unconvertible"], None, None, None)
+        verdict = cards.unconvertible_verdict(severity)
+        return card, _row(card, verdict.value, ["unit-unconvertible"], None, None, None)
     proposal = Proposal(daily_dose_ug=dose.daily_dose_ug)
     result = check(chart, proposal, deps.rules, now)
     limit_pct, suggestion, safe = None, None, None

@@ -114,11 +114,12 @@ def test_every_finding_is_listed_with_its_code(cds_client: FlaskClient, sign: Ca
     _assert_card_contract(card, ["origin-unknown", "assessment-stale", "concentration-nonstandard"])
 
 
-def test_unconvertible_order_dose_gives_a_warning_card(
+def test_unconvertible_order_dose_gives_a_critical_card(
     cds_client: FlaskClient, sign: Callable[..., str]
 ) -> None:
+    # unit-unconvertible is a block finding (CONTRACT §4), and block is critical (§6).
     (card,) = _cards(cds_client, hook_body("sci-adult", [order("sci-adult", 2, "{tablet}/d")]), sign)
-    assert card["indicator"] == "warning"
+    assert card["indicator"] == "critical" and "**Verdict: block**" in card["detail"]
     _assert_card_contract(card, ["unit-unconvertible"])
 
 
@@ -211,3 +212,18 @@ def test_malformed_requests_get_a_one_line_400(cds_client: FlaskClient, sign: Ca
 def test_unknown_service_id_is_404(cds_client: FlaskClient, sign: Callable[..., str]) -> None:
     path = "/cds-services/nope"
     assert post(cds_client, {}, sign(aud=f"http://localhost{path}"), path).status_code == 404
+
+
+def test_a_prefetch_of_another_patient_gives_a_recorded_cannot_check_card(
+    cds_app: Flask, cds_client: FlaskClient, sign: Callable[..., str], audit_events: list[dict[str, Any]]
+) -> None:
+    prefetch = sandbox_prefetch("sci-adult")
+    prefetch["patient"] = sandbox_prefetch("ms-adult")["patient"]  # the EHR sent the wrong chart
+    (card,) = _cards(cds_client, hook_body("sci-adult", [order("sci-adult", 480)], prefetch=prefetch), sign)
+    assert card["indicator"] == "warning" and "cannot-check" in card["detail"]
+    assert card["overrideReasons"], "the clinician can say why they go ahead"
+    with cds_app.extensions["itb.db"].session() as session:
+        row = session.get(IssuedCard, card["uuid"])
+        assert row is not None and row.verdict == "cannot-check"
+    (event,) = audit_events
+    assert event["action"] == "cds.card" and event["verdict"] == "cannot-check"

@@ -105,6 +105,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         KEYS_FILE=keys,
         INSTANCE_PATH=tmp_path / "instance",
         DATABASE_URL=f"sqlite:///{tmp_path / 'itb.sqlite'}",
+        PUBLIC_URL="https://itb.hospital.example",
     )
 
 
@@ -166,3 +167,11 @@ def test_gunicorn_serves_the_app_with_a_scrubbed_access_log_and_an_outbox_runner
         json.loads(line) for line in server.stderr_path.read_text().splitlines() if line.startswith("{")
     ]
     assert len([r for r in app_log if r.get("event") == "outbox.runner_started"]) == 2
+
+
+def test_serve_refuses_in_one_line_without_a_public_url_in_production(production_env: dict[str, str]) -> None:
+    # The CDS service checks each JWT's aud against this URL; from the Host header, a caller could pick it.
+    env = {k: v for k, v in production_env.items() if k != "ITB_PUBLIC_URL"}
+    result = run_itb(env, "serve", "--bind", "127.0.0.1:1")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "ITB_PUBLIC_URL must be set in production" in result.stderr.strip().splitlines()[-1]
