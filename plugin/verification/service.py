@@ -98,6 +98,18 @@ def check_allowed(session: Session, launch: Launch, record: DoseChangeRecord, de
     require_pharmacist(launch)
     if decision.action not in (*STATUS_AFTER, "undo"):
         raise VerificationRefused(f"Unknown action {decision.action!r}.", status=400)
+    # Separation of duties needs both people named: with either unknown, "not the same person" cannot
+    # be shown, so the change cannot be verified independently here.
+    if not launch.fhir_user:
+        raise VerificationRefused(
+            "The EHR did not say who you are (no fhirUser in this launch), so an independent verification "
+            "cannot be recorded: relaunch from the EHR with your own account."
+        )
+    if not record.prescriber:
+        raise VerificationRefused(
+            "The prescriber of this dose change is not known (the EHR did not name the user who filed it), "
+            "so it cannot be verified independently here: verify it in the EHR."
+        )
     if same_user(record.prescriber, launch.fhir_user, record.iss):
         raise VerificationRefused(
             "You prescribed this dose change, so you cannot verify, reject or undo it yourself: another "

@@ -202,6 +202,24 @@ def test_the_prescriber_can_never_verify_their_own_change(app: Flask, db: Databa
     assert reload(app, record).status == "proposed" and reload(app, record).version == 1
 
 
+def test_a_change_whose_prescriber_is_unknown_cannot_be_verified_independently(
+    app: Flask, db: Database
+) -> None:
+    record = make_change(db, prescriber=None)  # filed from a launch without fhirUser
+    launch, _ = make_launch(app)
+    with pytest.raises(VerificationRefused, match="prescriber of this dose change is not known"):
+        run(app, launch, record, "verify")
+    assert reload(app, record).status == "proposed"
+
+
+def test_a_pharmacist_launch_without_fhir_user_cannot_decide(app: Flask, db: Database) -> None:
+    record = make_change(db)
+    launch, _ = make_launch(app, fhir_user=None)
+    with pytest.raises(VerificationRefused, match="did not say who you are"):
+        run(app, launch, record, "verify")
+    assert reload(app, record).status == "proposed"
+
+
 def test_only_a_pharmacist_may_decide(app: Flask, db: Database) -> None:
     record = make_change(db)
     launch, _ = make_launch(app, fhir_user="Practitioner/clinician-2", role="clinician")
