@@ -10,6 +10,7 @@ assumes; on the sandbox it proves the sandbox behaves like HAPI.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -68,3 +69,39 @@ def test_chart_from_the_server_checks_like_its_bundle_and_the_manifest(
     assert set(expect["findings"]) <= raised
     assert serious <= set(expect["findings"])
     assert served.patient.reference == f"Patient/{patient_id}"
+
+
+def test_a_score_and_a_withdrawal_sign_filed_as_exam_findings_are_read_from_the_server(
+    fhir_server: FhirServer, codes: CodeSets
+) -> None:
+    # itb check reads every Observation of a Bundle; the live loader must not miss what a site files
+    # under another category than survey or vital-signs.
+    import uuid
+
+    patient_id = f"contract-{uuid.uuid4().hex[:12]}"
+    exam = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam"}]
+    }
+    when = (NOW - timedelta(hours=12)).isoformat().replace("+00:00", "Z")
+    observations = [
+        {
+            "resourceType": "Observation", "status": "final", "category": [exam],
+            "code": {"text": "Pruritus"}, "valueBoolean": True, "effectiveDateTime": when,
+        },
+        {
+            "resourceType": "Observation", "status": "final", "category": [exam],
+            "code": {"coding": [{"system": "http://itb-dose-check.org/CodeSystem/spasticity", "code": "mas"}]},
+            "valueString": "2", "effectiveDateTime": when,
+        },
+    ]  # fmt: skip
+    entries: list[dict[str, Any]] = [
+        {"resource": {"resourceType": "Patient", "id": patient_id}, "request": {"method": "PUT", "url": f"Patient/{patient_id}"}}
+    ]  # fmt: skip
+    for resource in observations:
+        resource["subject"] = {"reference": f"Patient/{patient_id}"}
+        entries.append({"resource": resource, "request": {"method": "POST", "url": "Observation"}})
+    fhir_server.client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+
+    chart = load_chart(fhir_server.client, patient_id, codes=codes, now=NOW)
+    assert [sign.kind for sign in chart.clinical_signs] == ["pruritus"]
+    assert [(score.code, score.value) for score in chart.scores] == [("mas", 2.0)]

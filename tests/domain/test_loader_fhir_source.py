@@ -130,10 +130,7 @@ def test_one_round_of_searches_loads_the_chart(mock: responses.RequestsMock) -> 
             "Patient",
             "MedicationStatement",
             "MedicationRequest",
-            "Observation",
-            "Observation",
-            "Observation",
-            "Observation",
+            *["Observation"] * 6,  # scores, pump, vital signs, exam and survey findings, eGFR
             "Condition",
             "Device",
             "DeviceUseStatement",
@@ -196,7 +193,7 @@ def test_search_windows_are_measured_back_from_now() -> None:
     slots = plan_searches(PID, CODES, NOW, frozenset(ALL_TYPES))
     params = [dict(slot.search.params) for slot in slots]
     dates = sorted(p["date"] for p in params if "date" in p)
-    assert dates == ["ge2024-12-01", "ge2024-12-01", "ge2026-11-24"]
+    assert dates == ["ge2024-12-01", "ge2024-12-01", "ge2026-11-24", "ge2026-11-24", "ge2026-11-24"]
     pump_search = next(p for p in params if "code" in p and "pump" in p["code"])
     assert "date" not in pump_search
     assert all(slot.search.max_pages > 1 for slot in slots if slot.search.resource_type != "Patient")
@@ -205,3 +202,14 @@ def test_search_windows_are_measured_back_from_now() -> None:
 def test_months_back_clamps_to_the_end_of_the_month() -> None:
     assert months_back(NOW.replace(month=3, day=31), 1).day == 28
     assert months_back(NOW, 24).date().isoformat() == "2024-12-01"
+
+
+def test_scores_are_searched_by_their_codes_and_signs_in_every_finding_category() -> None:
+    # The loader knows scores by coding only and signs by text only: a score filed under "exam", or a
+    # sign filed as an exam or survey finding, must still be fetched from a live EHR.
+    slots = plan_searches(PID, CODES, NOW, frozenset(ALL_TYPES))
+    params = [dict(slot.search.params) for slot in slots if slot.search.resource_type == "Observation"]
+    score_search = next(p for p in params if "spasticity|mas" in p.get("code", ""))
+    assert "category" not in score_search and score_search["date"] == "ge2024-12-01"
+    recent = {p["category"] for p in params if p.get("date") == "ge2026-11-24" and "category" in p}
+    assert recent == {"vital-signs", "exam", "survey"}

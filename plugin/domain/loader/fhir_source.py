@@ -110,8 +110,10 @@ def plan_searches(
             Search(
                 "Observation",
                 [
+                    # By code, not category: the loader knows scores only by their codings (CONTRACT §5
+                    # and the site map), and a site may file them under any category.
                     ("patient", patient_id),
-                    ("category", "survey"),
+                    ("code", _token_list(codes.score_codes)),
                     ("date", f"ge{scores_since}"),
                     page,
                     counted,
@@ -141,6 +143,20 @@ def plan_searches(
             ),
             False,
             "vital signs",
+        ),
+        # Withdrawal signs (pruritus, altered mental status) have no verified codes and are matched by
+        # text, so they are fetched by category: besides vital signs, the categories where nursing and
+        # assessment findings are filed. Epic and Oracle Health search Observations per category.
+        *(
+            _Slot(
+                Search(
+                    "Observation",
+                    [("patient", patient_id), ("category", category), ("date", f"ge{vitals_since}"), page],
+                ),
+                False,
+                label,
+            )
+            for category, label in (("exam", "examination findings"), ("survey", "recent assessments"))
         ),
         _Slot(
             Search(
