@@ -38,13 +38,17 @@ _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"(?i)\"({_SECRET_PARAMS})\"\s*:\s*\"[^\"]*\""), r'"\1": "[redacted]"'),
     # Launch handles live in URL paths (/l/<handle>/...): a handle is a capability, so it is redacted.
     (re.compile(r"/l/[A-Za-z0-9_\-]{16,}"), "/l/[handle]"),
+    # Patient ids are PHI: the auditor's timeline has one in its path, its filters and exports in the
+    # query string (which the access log keeps).
+    (re.compile(r"/audit/patients/[^/?#\s\"']+"), "/audit/patients/[patient]"),
+    (re.compile(r"(?i)([?&](?:patient|patient_id|subject)=)[^&\s\"']+"), r"\1[patient]"),
     # Whole JWTs anywhere (assertions, id_tokens).
     (re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "[jwt]"),
 )
 
 
 def scrub(text: str) -> str:
-    """Return ``text`` with tokens, OAuth parameters, JWTs and launch handles redacted."""
+    """Return ``text`` with tokens, OAuth parameters, JWTs, launch handles and patient ids redacted."""
     for pattern, replacement in _SCRUBBERS:
         text = pattern.sub(replacement, text)
     return text

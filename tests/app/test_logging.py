@@ -24,6 +24,16 @@ def test_scrub_removes_bearer_tokens_jwts_and_handles() -> None:
     assert handle not in line
 
 
+def test_scrub_removes_patient_ids_from_auditor_urls_in_access_lines() -> None:
+    handle = "Zk3b8Q2x_vJ9-wPq7LmN4tRs6UyA1cDe"
+    timeline = scrub(f'127.0.0.1 "GET /l/{handle}/audit/patients/sci-adult?page=2 HTTP/1.1" 200 5120')
+    search = scrub(f'"GET /l/{handle}/audit?action=&patient=ms-adult&overridden=no HTTP/1.1" 200')
+    export = scrub('"GET /l/x/audit/export.csv?subject=Patient/cp-child&patient_id=cp-child HTTP/1.1"')
+    assert "sci-adult" not in timeline and "/audit/patients/[patient]?page=2" in timeline
+    assert "ms-adult" not in search and "patient=[patient]&overridden=no" in search
+    assert "cp-child" not in export
+
+
 def test_scrub_removes_token_fields_from_json_text() -> None:
     line = scrub('{"access_token": "AAA", "refresh_token": "BBB", "expires_in": 300}')
     assert "AAA" not in line and "BBB" not in line
