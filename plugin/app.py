@@ -20,9 +20,11 @@ def create_app(test_config: dict[str, Any] | None = None, instance_path: str | N
     """Create the ITB Dose Check app (web views, CDS Hooks, JSON API) from ``ITB_*`` settings."""
     import os
 
+    instance = instance_path or os.environ.get("ITB_INSTANCE_PATH") or None
     app = Flask(
         __name__,
-        instance_path=instance_path or os.environ.get("ITB_INSTANCE_PATH") or None,
+        # Flask refuses a relative instance path; ITB_INSTANCE_PATH=instance is relative to the cwd.
+        instance_path=os.path.abspath(instance) if instance else None,
         instance_relative_config=True,
         template_folder="web/templates",
         static_folder="web/static",

@@ -15,7 +15,8 @@ print_urls() {
   hapi="$(cat "$run_dir/hapi.url" 2>/dev/null || true)"
   pg="${ITB_TEST_DATABASE_URL:-$(cat "$run_dir/postgres.url" 2>/dev/null || true)}"
   echo "HAPI_FHIR_BASE_URL=$hapi"
-  echo "ITB_TEST_DATABASE_URL=$pg"
+  # The password stays out of logs: the URL itself is in $run_dir/postgres.url for scripts.
+  echo "ITB_TEST_DATABASE_URL=$(sed -E 's#://([^:/@]*):[^@]*@#://\1:***@#' <<<"$pg")"
 }
 
 down() {

@@ -9,7 +9,8 @@
 set -euo pipefail
 
 if [[ -n "${ITB_TEST_DATABASE_URL:-}" ]]; then
-  echo "$ITB_TEST_DATABASE_URL"
+  # Never print the password into a CI log.
+  echo "PostgreSQL (external, from ITB_TEST_DATABASE_URL) at $(sed -E 's#://([^:/@]*):[^@]*@#://\1:***@#' <<<"$ITB_TEST_DATABASE_URL")"
   exit 0
 fi
 
