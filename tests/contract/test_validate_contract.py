@@ -1,7 +1,8 @@
 """Every resource the app writes passes HAPI's ``$validate`` with no error or fatal issue.
 
 For each sandbox patient, the dose-change submission (DocumentReference, one DetectedIssue per finding,
-QuestionnaireResponse, Provenance) is validated as the outbox would send it (placeholders resolved to
+QuestionnaireResponse, Provenance) is validated as the outbox would send it, and so is the pharmacist's
+verification note with its verifier Provenance (placeholders resolved to
 relative references); so are AuditEvents (one per audit action) and the note's Questionnaire. The
 counts per type are printed at the end of the run (``conftest.pytest_terminal_summary``). HAPI only:
 the sandbox has no ``$validate``. Expected warnings: dom-6 (no narrative), unknown code systems (LOINC,
@@ -82,6 +83,28 @@ def test_the_submission_of_every_patient_validates(hapi: FhirServer, patient_id:
     assert types[0] == "DocumentReference" and types[-2:] == ["QuestionnaireResponse", "Provenance"]
     assert types.count("DetectedIssue") == len(note.findings)
     errors = {f"{r['resourceType']}#{n}": _problems(validate(hapi, r)) for n, r in enumerate(resources)}
+    assert {k: v for k, v in errors.items() if v} == {}
+
+
+@pytest.mark.parametrize("action", ["verify", "reject"])
+def test_the_pharmacists_verification_note_and_provenance_validate(hapi: FhirServer, action: str) -> None:
+    from plugin.verification.note import ClinicianNote, build_verification_resources
+    from plugin.writeback.note import RenderedNote
+
+    rendered = RenderedNote(
+        text=f"ITB dose change verification\nOutcome: {action.upper()}\nPharmacist: Practitioner/pharmacist-1\n",
+        html=f"<p>ITB dose change verification</p><p>Outcome: {action.upper()}</p>",
+    )
+    context = WriteContext(hapi.base_url, "sci-adult", "Practitioner/pharmacist-1", None, NOW)
+    resources = _resolved(
+        build_verification_resources(
+            rendered, action=action, clinician_note=ClinicianNote("note-write-1", "note-1"),
+            context=context, settings=WriteBackSettings(),
+        )
+    )  # fmt: skip
+    assert [r["resourceType"] for r in resources] == ["DocumentReference", "Provenance"]
+    assert resources[0]["relatesTo"][0]["code"] == "appends"
+    errors = {r["resourceType"]: _problems(validate(hapi, r)) for r in resources}
     assert {k: v for k, v in errors.items() if v} == {}
 
 
