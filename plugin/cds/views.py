@@ -106,7 +106,15 @@ def _body() -> Any:
 
 @bp.get("/cds-services")
 def discovery() -> Response:
-    """List the services (precomputed at startup)."""
+    """List the services (precomputed at startup) to an authenticated CDS client."""
+    # CDS Hooks 2.0 "Trusting CDS Clients": every call, discovery included, carries the client's JWT
+    # (aud = this URL). The list of services and prefetch templates is no secret, but an open endpoint
+    # answers anyone who probes for CDS services; the insecure sandbox mode still answers unsigned calls.
+    try:
+        _authenticate()
+    except TrustError as error:
+        log.info("CDS discovery refused: %s", error.reason, extra={"event": "cds.trust_fail"})
+        return _error(401, "invalid_token", "the bearer token was not accepted")
     return Response(_state().discovery, 200, mimetype=_JSON)
 
 

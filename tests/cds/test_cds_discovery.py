@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask.testing import FlaskClient
+
+DISCOVERY_URL = "http://localhost/cds-services"
 
 
 def test_discovery_lists_order_sign_as_itb_dose_check_and_order_select_service(
-    cds_client: FlaskClient,
+    cds_client: FlaskClient, sign: Callable[..., str]
 ) -> None:
-    response = cds_client.get("/cds-services")
+    response = cds_client.get("/cds-services", headers={"Authorization": f"Bearer {sign(DISCOVERY_URL)}"})
     assert response.status_code == 200
     services = {s["id"]: s for s in response.json["services"]}
     assert services["itb-dose-check"]["hook"] == "order-sign"
@@ -32,9 +36,20 @@ def test_discovery_lists_order_sign_as_itb_dose_check_and_order_select_service(
         } <= set(prefetch)
 
 
-def test_discovery_is_open_to_any_origin(cds_client: FlaskClient) -> None:
-    response = cds_client.get("/cds-services", headers={"Origin": "https://sandbox.cds-hooks.org"})
+def test_discovery_is_open_to_any_origin(cds_client: FlaskClient, sign: Callable[..., str]) -> None:
+    headers = {"Origin": "https://sandbox.cds-hooks.org", "Authorization": f"Bearer {sign(DISCOVERY_URL)}"}
+    response = cds_client.get("/cds-services", headers=headers)
+    assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_discovery_needs_the_clients_jwt_for_its_own_url(
+    cds_client: FlaskClient, sign: Callable[..., str]
+) -> None:
+    assert cds_client.get("/cds-services").status_code == 401
+    wrong_aud = sign("http://localhost/cds-services/itb-dose-check")
+    response = cds_client.get("/cds-services", headers={"Authorization": f"Bearer {wrong_aud}"})
+    assert response.status_code == 401 and "services" not in (response.json or {})
 
 
 def test_preflight_on_the_service_allows_a_configured_origin(cds_client: FlaskClient) -> None:

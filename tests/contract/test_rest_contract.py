@@ -287,8 +287,9 @@ def _next_url(bundle: dict[str, Any]) -> str | None:
 
 
 def test_a_paged_search_names_its_total_only_when_asked(fhir_server: FhirServer) -> None:
-    # The loader relies on this: with a total, every remaining offset page is asked for at once. HAPI
-    # loads matches in batches (the first of 13) and names the total only once it has them all.
+    # The loader relies on this: with a total, every remaining offset page is asked for at once. Without
+    # _total, HAPI loads matches in batches (the first of 13) and names the total only once it has them
+    # all, which depends on timing: tests/sandbox/test_search.py pins the sandbox's copy of that.
     patient_id = f"contract-{uuid.uuid4().hex[:12]}"
     entries: list[dict[str, Any]] = [
         {
@@ -308,10 +309,6 @@ def test_a_paged_search_names_its_total_only_when_asked(fhir_server: FhirServer)
     ]  # fmt: skip
     fhir_server.client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 
-    plain = _first_page(fhir_server, {"patient": patient_id, "_count": "3"})
-    assert _next_url(plain) is not None and "total" not in plain
-    estimated = _first_page(fhir_server, {"patient": patient_id, "_count": "3", "_total": "estimated"})
-    assert "total" not in estimated
     counted = _first_page(fhir_server, {"patient": patient_id, "_count": "3", "_total": "accurate"})
     pages = [counted]
     while (url := _next_url(pages[-1])) is not None:
@@ -320,10 +317,8 @@ def test_a_paged_search_names_its_total_only_when_asked(fhir_server: FhirServer)
     assert sum(len(page.get("entry", [])) for page in pages) == 20
 
 
-def test_a_search_of_at_most_13_matches_or_one_page_names_its_total(
-    fhir_server: FhirServer, probe_patient: str
-) -> None:
-    small = _first_page(fhir_server, {"patient": probe_patient, "_count": "3"})
-    assert _next_url(small) is not None and small["total"] == 8
+def test_a_search_that_fits_on_one_page_names_its_total(fhir_server: FhirServer, probe_patient: str) -> None:
+    # Whether HAPI names the total of a small paged search depends on its loading (batches of 13); only
+    # the one-page case and _total=accurate are relied on, and asserted.
     single = _first_page(fhir_server, {"patient": probe_patient, "_count": "20"})
     assert single["total"] == 8 and _next_url(single) is None

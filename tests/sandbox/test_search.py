@@ -232,3 +232,25 @@ def test_tag_search_finds_a_provenance_by_its_meta_tag_as_hapi_does(
         )
         == []
     )
+
+
+def test_a_paged_search_names_its_total_like_hapi(client: FlaskClient, headers: dict[str, str]) -> None:
+    # Seen on HAPI 8.8: a paged search of more than 13 matches has no total until asked with
+    # _total=accurate (then on every page); a paged search of at most 13 has one.
+    for day in range(1, 16):
+        new_obs = {
+            "resourceType": "Observation", "status": "final", "code": {"text": "many"},
+            "subject": {"reference": "Patient/tp-1"}, "effectiveDateTime": f"2026-10-{day:02d}",
+        }  # fmt: skip
+        assert client.post("/full/fhir/Observation", json=new_obs, headers=headers).status_code == 201
+    url = "/full/fhir/Observation?patient=tp-1&_count=5"
+    plain = client.get(url, headers=headers).json
+    assert "total" not in plain and any(link["relation"] == "next" for link in plain["link"])
+    assert "total" not in client.get(url + "&_total=estimated", headers=headers).json
+    counted = client.get(url + "&_total=accurate", headers=headers).json
+    assert counted["total"] == 19
+    next_url = next(link["url"] for link in counted["link"] if link["relation"] == "next")
+    parts = urlsplit(next_url)
+    assert client.get(f"{parts.path}?{parts.query}", headers=headers).json["total"] == 19
+    few = client.get(f"{url}&date=ge2026-10-01&date=le2026-10-05&_count=3", headers=headers).json
+    assert few["total"] == 5 and any(link["relation"] == "next" for link in few["link"])
