@@ -119,7 +119,10 @@ def note_input(
         if answers.override_reason
         else None,
         override_comment=answers.override_comment or None,
-        attested=answers.attested,
+        # The attestation checkbox belongs to a block only: a stray "attest" on another verdict
+        # must not make the note or the DetectedIssues claim an attestation.
+        attested=answers.attested and result.verdict is Verdict.BLOCK,
+        documented_at=now,
     )
 
 

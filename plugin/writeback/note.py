@@ -20,9 +20,11 @@ from plugin.writeback.errors import WriteBackInputError
 
 TEXT_TEMPLATE = "dose-change-note.txt.j2"
 HTML_TEMPLATE = "dose-change-note.html.j2"
-# Verdicts that need the clinician's override attestation before the change can be documented.
-# cannot-check is included: documenting a change the app could not check is itself an override.
+# Verdicts that need the clinician's override (a coded reason and a comment) before the change can be
+# documented. cannot-check is included: documenting a change the app could not check is itself an
+# override. Only block also needs the explicit attestation (the checkbox), see ATTESTATION_VERDICTS.
 OVERRIDE_VERDICTS = frozenset({"warn", "block", "cannot-check"})
+ATTESTATION_VERDICTS = frozenset({"block"})
 SCORE_LABELS = {
     "mas": "Modified Ashworth Scale (Bohannon & Smith: 0, 1, 1+, 2, 3, 4)",
     "psfs-frequency": "Penn Spasm Frequency Scale, frequency (0-4)",
@@ -69,6 +71,8 @@ class NoteInput:
     override_reason_display: str | None = None
     override_comment: str | None = None
     attested: bool = False
+    # When the clinician documented (and so overrode) the change; the check time when not given.
+    documented_at: datetime | None = None
     findings: Sequence[Mapping[str, Any]] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
@@ -82,8 +86,25 @@ class NoteInput:
 
     @property
     def needs_override(self) -> bool:
-        """Whether the verdict requires an attested override to document the change."""
+        """Whether the verdict requires an override (coded reason and comment) to document the change."""
         return self.verdict in OVERRIDE_VERDICTS
+
+    @property
+    def needs_attestation(self) -> bool:
+        """Whether the verdict also requires the explicit attestation (block only)."""
+        return self.verdict in ATTESTATION_VERDICTS
+
+    @property
+    def block_attested(self) -> bool:
+        """Whether the clinician ticked the block attestation; never true for another verdict."""
+        return self.needs_attestation and self.attested
+
+    @property
+    def overridden(self) -> bool:
+        """Whether the clinician documented a complete override (reason, and attestation for block)."""
+        if not self.needs_override or not self.override_reason_code:
+            return False
+        return self.block_attested or not self.needs_attestation
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +119,8 @@ def check_note_input(note: NoteInput, *, draft: bool = False) -> None:
     """Raise WriteBackInputError when the note cannot be documented as submitted.
 
     A ``draft`` (the preview the clinician is still editing) may lack the rationale; the override
-    rules apply to drafts too, since the preview is only offered once they are met. Warn and
-    cannot-check need a coded reason; block also needs the explicit attestation (issue 6).
+    rules apply to drafts too, since the preview is only offered once they are met. Warn, block and
+    cannot-check need a coded reason and a comment; block also needs the explicit attestation (issue 6).
     """
     problems = []
     if not note.check_result.get("patient"):
@@ -107,10 +128,12 @@ def check_note_input(note: NoteInput, *, draft: bool = False) -> None:
     if not draft and not note.rationale.strip():
         problems.append("a rationale is required")
     if note.needs_override:
-        if note.verdict == "block" and not note.attested:
+        if note.needs_attestation and not note.attested:
             problems.append(f"a {note.verdict} verdict needs the override attestation")
         if not note.override_reason_code:
             problems.append(f"a {note.verdict} verdict needs a coded override reason")
+        if not (note.override_comment or "").strip():
+            problems.append(f"a {note.verdict} verdict needs an override comment")
     if problems:
         raise WriteBackInputError("; ".join(problems))
 
@@ -190,7 +213,10 @@ def note_context(note: NoteInput) -> dict[str, Any]:
             for f in note.findings
         ],
         "needs_override": note.needs_override,
-        "attested": note.attested,
+        "needs_attestation": note.needs_attestation,
+        # Only the block attestation checkbox: a warn or cannot-check override is never "attested".
+        "attested": note.block_attested,
+        "documented_at": note.documented_at or result.get("evaluated_at"),
         "override_reason_code": note.override_reason_code,
         "override_reason_display": note.override_reason_display,
         "override_comment": note.override_comment,
@@ -214,7 +240,7 @@ def _environment(templates_dir: Path) -> SandboxedEnvironment:
 
 
 def render_note(note: NoteInput, *, templates_dir: Path | None = None, draft: bool = False) -> RenderedNote:
-    """Render the note as plain text and HTML; refuse a note that lacks a required attestation."""
+    """Render the note as plain text and HTML; refuse a note that lacks a required override."""
     check_note_input(note, draft=draft)
     env = _environment(templates_dir or TEMPLATES_DIR)
     context = note_context(note)

@@ -65,7 +65,8 @@ def _answer_values(note: NoteInput) -> dict[str, Any]:
         "rescue-plan": ctx["rescue_plan"],
         "monitoring-plan": ctx["monitoring_plan"],
         "verdict": _coding(VERDICT_SYSTEM, ctx["verdict"], ctx["verdict"]),
-        "attested": ctx["attested"] if ctx["needs_override"] else None,
+        # Asked for a block only (enableWhen in the Questionnaire): a warn override is not attested.
+        "attested": ctx["attested"] if ctx["verdict"] == "block" else None,
         "override-reason": _coding(
             OVERRIDE_REASON_SYSTEM, ctx["override_reason_code"], ctx["override_reason_display"]
         )

@@ -217,32 +217,42 @@ def build_detected_issue(
         resource["implicated"] = [{"reference": source}]
     evidence = [{"reference": ref} for ref in finding.get("evidence") or ()]
     resource["evidence"] = [{"code": [resource["code"]], **({"detail": evidence} if evidence else {})}]
-    if note.needs_override and note.attested and severity in OVERRIDABLE and note.override_reason_code:
-        text = f"Override attested: {note.override_reason_display or note.override_reason_code}"
-        if note.override_comment:
-            text += f". {note.override_comment}"
-        mitigation: dict[str, Any] = {
-            "action": {
-                "coding": [
-                    {
-                        "system": MITIGATION_SYSTEM,
-                        "code": "override-attested",
-                        "display": "Clinician attested an override",
-                    },
-                    {
-                        "system": OVERRIDE_REASON_SYSTEM,
-                        "code": note.override_reason_code,
-                        **({"display": note.override_reason_display} if note.override_reason_display else {}),
-                    },
-                ],
-                "text": text,
-            },
-            "date": context.now.isoformat(),
-        }
-        if context.author_reference:
-            mitigation["author"] = {"reference": context.author_reference}
-        resource["mitigation"] = [mitigation]
+    if note.overridden and severity in OVERRIDABLE:
+        resource["mitigation"] = [override_mitigation(note, context)]
     return validate_resource(resource)
+
+
+def override_mitigation(note: NoteInput, context: WriteContext) -> dict[str, Any]:
+    """Return the clinician's override as a DetectedIssue mitigation.
+
+    "override-attested" only when the block attestation was ticked; a warn or cannot-check override
+    (coded reason and comment, no attestation asked) is an "override", never called attested.
+    """
+    reason = note.override_reason_display or note.override_reason_code
+    if note.block_attested:
+        code, display, text = "override-attested", "Clinician attested an override", "Override attested"
+    else:
+        code, display, text = "override", "Clinician overrode the check", "Override"
+    text = f"{text} by {note.author_display}: {reason}"
+    if note.override_comment:
+        text += f". {note.override_comment}"
+    mitigation: dict[str, Any] = {
+        "action": {
+            "coding": [
+                {"system": MITIGATION_SYSTEM, "code": code, "display": display},
+                {
+                    "system": OVERRIDE_REASON_SYSTEM,
+                    "code": note.override_reason_code,
+                    **({"display": note.override_reason_display} if note.override_reason_display else {}),
+                },
+            ],
+            "text": text,
+        },
+        "date": context.now.isoformat(),
+    }
+    if context.author_reference:
+        mitigation["author"] = {"reference": context.author_reference}
+    return mitigation
 
 
 def build_provenance(*, write_id: str, targets: list[str], context: WriteContext) -> dict[str, Any]:

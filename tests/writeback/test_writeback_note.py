@@ -36,8 +36,9 @@ SECTION_8_FIELDS = [
     "Verdict: WARN",
     "[warn] cns-depressant: An opioid is active; watch for sedation.",
     "[info] oral-baclofen-active: Oral baclofen is active alongside the pump.",
-    "OVERRIDE ATTESTATION",
-    "I have reviewed the warn result above and proceed with this dose change.",
+    "OVERRIDE",
+    "The clinician went ahead despite the warn result above.",
+    "Overridden by: Dr Ada Example on 2026-11-20 10:00 UTC",
     "Reason: Clinical benefit outweighs the risk for this patient [benefit-outweighs-risk]",
     "Comment: Opioid dose is stable and low.",
 ]
@@ -59,7 +60,7 @@ def test_the_html_note_contains_the_same_fields_escaped() -> None:
 def test_a_pass_needs_no_override_section() -> None:
     note = note_input("pass", override_reason_code=None, override_reason_display=None, attested=False)
     text = render_note(note).text
-    assert "Verdict: PASS" in text and "OVERRIDE ATTESTATION" not in text
+    assert "Verdict: PASS" in text and "OVERRIDE" not in text
 
 
 def test_missing_chart_values_say_not_recorded_instead_of_blank() -> None:
@@ -164,7 +165,12 @@ def test_every_questionnaire_link_id_is_answered_for_a_complete_note() -> None:
                 ids.add(item["linkId"])
         return ids
 
+    # A block asks every item, the attestation included (enableWhen: block only).
     response = questionnaire_response(
-        note_input(), subject_reference="Patient/123", author_reference=None, authored=NOW
+        note_input("block"), subject_reference="Patient/123", author_reference=None, authored=NOW
     )
     assert link_ids(load_questionnaire()["item"]) == set(_answers(response["item"]))
+    warn = questionnaire_response(
+        note_input(), subject_reference="Patient/123", author_reference=None, authored=NOW
+    )
+    assert link_ids(load_questionnaire()["item"]) - set(_answers(warn["item"])) == {"attested"}
