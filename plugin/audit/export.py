@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time
 from typing import IO, Any, Literal
 
@@ -44,11 +44,20 @@ NULLABLE_TEXT_FIELDS = (
 
 
 def iter_records(
-    db: Database, *, patient_id: str | None = None, since: date | None = None
+    db: Database,
+    *,
+    patient_id: str | None = None,
+    since: date | None = None,
+    iss_in: Sequence[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield matching records in seq order as typed dicts (``record_as_dict``), streamed in batches."""
+    """Yield matching records in seq order as typed dicts (``record_as_dict``), streamed in batches.
+
+    ``iss_in`` keeps only the records of those EHRs (the auditor's view); None keeps every record.
+    """
     table = AUDIT_TABLE
     query = select(table).order_by(table.c.seq)
+    if iss_in is not None:
+        query = query.where(table.c.iss.in_(list(iss_in)))
     if patient_id is not None:
         query = query.where(table.c.patient_id == patient_id)
     if since is not None:
@@ -98,9 +107,11 @@ def export_records(
     since: date | None = None,
     fmt: ExportFormat,
     out: IO[str],
+    iss_in: Sequence[str] | None = None,
 ) -> int:
-    """Write the records of ``patient_id`` (all if None) recorded on or after ``since`` (UTC) to ``out``."""
-    records = iter_records(db, patient_id=patient_id, since=since)
+    """Write the records of ``patient_id`` (all if None) recorded on or after ``since`` (UTC) to ``out``
+    (only those of the EHRs in ``iss_in`` when given)."""
+    records = iter_records(db, patient_id=patient_id, since=since, iss_in=iss_in)
     if fmt == "csv":
         return write_csv(records, out)
     if fmt == "ndjson":

@@ -11,10 +11,11 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import IO, Any, cast
 
-from flask import Response, render_template, request
+from flask import Response, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from plugin.audit.app_events import audit, request_id
@@ -83,6 +84,24 @@ def audit_as_auditor(
     )
 
 
+def audit_scope(launch: Launch) -> tuple[str, ...]:
+    """Return the ``iss`` values whose records this auditor may see: the launch's EHR, and the CDS
+    clients that call with that EHR as their fhirServer (their cards are recorded under the client's iss).
+
+    One deployment may serve several EHRs (the registry); an auditor launched from one of them sees
+    that EHR's patients only, as the pharmacist's queue does. The same patient id at another EHR is
+    another person.
+    """
+    scope = [str(launch.iss)]
+    cds = current_app.extensions.get("itb.cds")
+    if cds is not None:
+        base = str(launch.iss).rstrip("/")
+        for client in cds.verifier.clients.values():
+            if any(server.rstrip("/") == base for server in client.fhir_servers):
+                scope.append(client.iss)
+    return tuple(dict.fromkeys(scope))
+
+
 def chain_status() -> VerifyReport:
     """Verify the whole chain for the page's badge."""
     return verify_chain(get_db())
@@ -93,7 +112,7 @@ def search_page() -> ResponseReturnValue:
     """Show the filter form, the matching records (newest first, paged) and the export buttons."""
     launch = current_launch()
     try:
-        filters = AuditFilters.from_args(request.args)
+        filters = replace(AuditFilters.from_args(request.args), iss_in=audit_scope(launch))
     except FilterError as error:
         audit_as_auditor(
             launch, "audit.view", patient_id=None, detail={"view": "search", "error": str(error)}
@@ -134,7 +153,7 @@ def patient_timeline(patient_id: str) -> ResponseReturnValue:
     return render_template(
         "auditor_timeline.html",
         patient_id=patient_id,
-        stories=timeline(get_db(), patient_id),
+        stories=timeline(get_db(), patient_id, audit_scope(launch)),
         chain=chain_status(),
     )
 
@@ -173,7 +192,9 @@ def export(fmt: str) -> ResponseReturnValue:
             detail={**detail, "records": count, "complete": count is not None},
         )
 
-    chunks = stream_export(db, cast(ExportFormat, fmt), filters.patient, filters.date_from, finished)
+    chunks = stream_export(
+        db, cast(ExportFormat, fmt), filters.patient, filters.date_from, finished, audit_scope(launch)
+    )
     return Response(
         chunks, content_type=content_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
@@ -216,6 +237,7 @@ def stream_export(
     patient: str | None,
     since: date | None,
     finished: Callable[[int | None], None],
+    iss_in: tuple[str, ...] | None = None,
 ) -> Iterator[bytes]:
     """Yield an export as it is written (bounded memory); call ``finished(count)`` at the end.
 
@@ -229,7 +251,9 @@ def stream_export(
         writer = _QueueWriter(chunks, stop)
         try:
             counted.append(
-                export_records(db, patient_id=patient, since=since, fmt=fmt, out=cast(IO[str], writer))
+                export_records(
+                    db, patient_id=patient, since=since, fmt=fmt, out=cast(IO[str], writer), iss_in=iss_in
+                )
             )
             writer.flush()
             writer.send(None)

@@ -48,6 +48,8 @@ class AuditFilters:
     verdict: str | None = None
     overridden: str | None = None
     page: int = 1
+    # The EHRs whose records the auditor may see (set by the view from the launch, never from the URL).
+    iss_in: tuple[str, ...] | None = None
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> AuditFilters:
@@ -75,6 +77,8 @@ class AuditFilters:
         """Return the SQL conditions of these filters."""
         table = AUDIT_TABLE
         conditions: list[ColumnElement[bool]] = []
+        if self.iss_in is not None:
+            conditions.append(table.c.iss.in_(self.iss_in))
         if self.patient:
             conditions.append(table.c.patient_id == self.patient)
         if self.actor:
@@ -174,12 +178,16 @@ def _change_id(row: dict[str, Any]) -> str | None:
     return next((ref.split("/", 1)[1] for ref in row["related"] if ref.startswith("DoseChange/")), None)
 
 
-def timeline(db: Database, patient_id: str) -> list[DoseChangeStory]:
-    """Return the patient's dose changes (newest first), each with its events from the audit log."""
+def timeline(db: Database, patient_id: str, iss_in: tuple[str, ...]) -> list[DoseChangeStory]:
+    """Return the patient's dose changes at these EHRs (newest first), each with its audit events."""
     table = AUDIT_TABLE
     query = (
         select(table)
-        .where(table.c.patient_id == patient_id, table.c.action.in_(TIMELINE_ACTIONS))
+        .where(
+            table.c.patient_id == patient_id,
+            table.c.action.in_(TIMELINE_ACTIONS),
+            table.c.iss.in_(iss_in),
+        )
         .order_by(table.c.seq)
     )
     stories: dict[str | None, DoseChangeStory] = {}
