@@ -32,6 +32,7 @@ KEY_LABELS = {
     "medicationRequests": "medication orders",
     "medicationStatements": "medication statements",
     "scores": "spasticity scores",
+    "findings": "exam and assessment findings",
     "pump": "pump values",
     "vitals": "vital signs",
     "egfr": "eGFR",
@@ -58,7 +59,11 @@ def prefetch_templates(codes: CodeSets) -> dict[str, str]:
         "&_include=MedicationRequest:medication",
         "medicationStatements": f"MedicationStatement?patient={PATIENT}"
         "&_include=MedicationStatement:medication",
-        "scores": f"Observation?patient={PATIENT}&category=survey&_sort=-date&_count=200",
+        # Scores by their codes (any category), as the chart loader searches them.
+        "scores": f"Observation?patient={PATIENT}&code={_tokens(codes.score_codes)}&_sort=-date&_count=200",
+        # Withdrawal signs have no verified codes (matched by text): the recent exam and assessment
+        # findings, where nursing records them. Vital signs have their own key.
+        "findings": f"Observation?patient={PATIENT}&category=exam,survey&_sort=-date&_count=100",
         "pump": f"Observation?patient={PATIENT}&code={_tokens(codes.pump_observations)}",
         "vitals": f"Observation?patient={PATIENT}&category=vital-signs&_sort=-date&_count=50",
         "egfr": f"Observation?patient={PATIENT}&code={_tokens(codes.egfr)}&_sort=-date&_count=1",

@@ -80,8 +80,8 @@ def prefetch_for(patient_file: Path, anchor: datetime, now: datetime) -> dict[st
 
     bundle = shift_dates(json.loads(patient_file.read_text(encoding="utf-8")), days_between(anchor, now))
     keys: dict[str, list[dict[str, Any]]] = {k: [] for k in (
-        "medicationRequests", "medicationStatements", "scores", "pump", "vitals", "egfr", "conditions",
-        "devices", "deviceUse", "procedures")}  # fmt: skip
+        "medicationRequests", "medicationStatements", "scores", "findings", "pump", "vitals", "egfr",
+        "conditions", "devices", "deviceUse", "procedures")}  # fmt: skip
     route = {"MedicationRequest": "medicationRequests", "Medication": "medicationRequests",
              "MedicationStatement": "medicationStatements", "Condition": "conditions", "Device": "devices",
              "DeviceUseStatement": "deviceUse", "Procedure": "procedures"}  # fmt: skip
@@ -93,7 +93,12 @@ def prefetch_for(patient_file: Path, anchor: datetime, now: datetime) -> dict[st
             prefetch["patient"] = resource
         elif kind == "Observation":
             categories = json.dumps(resource.get("category", []))
-            keys["vitals" if "vital-signs" in categories else "scores"].append(resource)
+            if "vital-signs" in categories:
+                keys["vitals"].append(resource)
+            elif '"exam"' in categories:
+                keys["findings"].append(resource)
+            else:
+                keys["scores"].append(resource)
         elif kind in route:
             keys[route[kind]].append(resource)
     for key, resources in keys.items():

@@ -99,7 +99,9 @@ def test_paged_bundle_is_read_in_full_through_fhir_server(
     scores = _resources(full, "scores")
     prefetch = {**full, "scores": _searchset(scores[:5], f"{FHIR_SERVER}/Observation?page=2")}
     page2 = f"{FHIR_SERVER}/Observation?page=2"
-    first_query = {"patient": "sci-adult", "category": "survey", "_sort": "-date", "_count": "200"}
+    score_codes = "http://itb-dose-check.org/CodeSystem/spasticity|"
+    codes = ",".join(score_codes + c for c in ("mas", "psfs-frequency", "psfs-severity", "spasticity-nrs"))
+    first_query = {"patient": "sci-adult", "code": codes, "_sort": "-date", "_count": "200"}
     matcher = responses.matchers.query_param_matcher(first_query)
     responses.get(f"{FHIR_SERVER}/Observation", json=_searchset(scores[:5], page2), match=[matcher])
     responses.get(page2, json=_searchset(scores[5:]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -227,3 +228,20 @@ def test_a_prefetch_of_another_patient_gives_a_recorded_cannot_check_card(
         assert row is not None and row.verdict == "cannot-check"
     (event,) = audit_events
     assert event["action"] == "cds.card" and event["verdict"] == "cannot-check"
+
+
+def test_a_withdrawal_sign_filed_as_an_exam_finding_reaches_the_card(
+    cds_client: FlaskClient, sign: Callable[..., str]
+) -> None:
+    prefetch = sandbox_prefetch("sci-adult")
+    exam = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "exam"}]
+    }
+    pruritus = {
+        "resourceType": "Observation", "id": "itch-1", "status": "final", "category": [exam],
+        "code": {"text": "Pruritus"}, "valueBoolean": True, "subject": {"reference": "Patient/sci-adult"},
+        "effectiveDateTime": (NOW - timedelta(hours=6)).isoformat().replace("+00:00", "Z"),
+    }  # fmt: skip
+    prefetch["findings"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": pruritus}]}
+    (card,) = _cards(cds_client, hook_body("sci-adult", [order("sci-adult", 440)], prefetch=prefetch), sign)
+    assert "`withdrawal-signs`" in card["detail"] and "Pruritus" in card["detail"]
