@@ -23,6 +23,7 @@ from plugin.audit.export import FORMATS, ExportFormat, export_records
 from plugin.audit.log import AuditEntry, record
 from plugin.audit.verify import VerifyReport, verify_chain
 from plugin.db import Database, get_db
+from plugin.launches.base import registry
 from plugin.launches.models import Launch
 from plugin.web.auditor_query import AuditFilters, FilterError, search, timeline
 from plugin.web.launch import error_page
@@ -85,14 +86,18 @@ def audit_as_auditor(
 
 
 def audit_scope(launch: Launch) -> tuple[str, ...]:
-    """Return the ``iss`` values whose records this auditor may see: the launch's EHR, and the CDS
-    clients that call with that EHR as their fhirServer (their cards are recorded under the client's iss).
+    """Return the ``iss`` values whose records this auditor may see: the launch's EHR, the CDS issuers
+    the registry lists for it, and the CDS clients that call with that EHR as their fhirServer (their
+    cards are recorded under the client's iss).
 
     One deployment may serve several EHRs (the registry); an auditor launched from one of them sees
     that EHR's patients only, as the pharmacist's queue does. The same patient id at another EHR is
     another person.
     """
     scope = [str(launch.iss)]
+    entry = registry().find(str(launch.iss))
+    if entry is not None:
+        scope.extend(entry.cds_issuers)  # the registry's "CDS Hooks JWT issuers trusted for this EHR"
     cds = current_app.extensions.get("itb.cds")
     if cds is not None:
         base = str(launch.iss).rstrip("/")

@@ -19,6 +19,13 @@ from tests.audit_view.support import AUDITOR, SANDBOX_ISS, add, add_dose_change,
 OTHER_EHR = "https://other-hospital.example/fhir"
 OUR_CDS_CLIENT = "https://ehr-cds.example"
 OTHER_CDS_CLIENT = "https://other-cds.example"
+REGISTERED_CDS_ISSUER = "https://hospital-cds.example"
+
+
+@pytest.fixture
+def registry_entries(registry_entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sandbox EHR's registry entry, naming a CDS issuer it trusts."""
+    return [{**registry_entries[0], "cds_issuers": [REGISTERED_CDS_ISSUER]}]
 
 
 @pytest.fixture
@@ -46,6 +53,7 @@ def mixed(db: Database) -> Database:
     )
     add(db, 6, "cds.card", iss=OUR_CDS_CLIENT, actor=f"cds-client:{OUR_CDS_CLIENT}", actor_role="cds")
     add(db, 7, "cds.card", iss=OTHER_CDS_CLIENT, actor=f"cds-client:{OTHER_CDS_CLIENT}", actor_role="cds")
+    add(db, 8, "cds.feedback", iss=REGISTERED_CDS_ISSUER, actor="Practitioner/clinician-1")
     return db
 
 
@@ -66,8 +74,7 @@ def test_the_timeline_leaves_out_the_same_id_at_another_ehr(
 
 def test_exports_hold_only_our_ehrs_records(client: FlaskClient, mixed: Database, auditor: str) -> None:
     rows = import_csv(client.get(f"/l/{auditor}/audit/export/csv").get_data(as_text=True))
-    assert rows and {row["iss"] for row in rows} <= {SANDBOX_ISS, OUR_CDS_CLIENT}
-    assert any(row["iss"] == OUR_CDS_CLIENT for row in rows)
+    assert {row["iss"] for row in rows} == {SANDBOX_ISS, OUR_CDS_CLIENT, REGISTERED_CDS_ISSUER}
 
 
 def test_an_auditor_of_the_other_ehr_sees_only_its_records(
