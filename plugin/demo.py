@@ -29,8 +29,12 @@ def demo_registry(sandbox_url: str) -> list[dict[str, Any]]:
             "client_id": client_id,
             "auth": auth,
             "frame_ancestors": [sandbox_url],
-            "roles": {"Practitioner/pharmacist-1": "pharmacist", "Practitioner/auditor-1": "auditor"},
+            "roles": {"Practitioner/auditor-1": "auditor"},
         }
+        if tenant != "full":
+            # The full tenant shows the other path: pharmacist-1's PractitionerRole, coded pharmacist,
+            # read at launch (plugin/launches/roles.py). The Epic-like one is given the role here.
+            entry["roles"]["Practitioner/pharmacist-1"] = "pharmacist"
         if secret:
             entry["client_secret"] = secret
         entries.append(entry)

@@ -33,6 +33,7 @@ class EhrEntry:
     frame_ancestors: tuple[str, ...] = ()
     roles: Mapping[str, str] = field(default_factory=dict)  # fhirUser -> role (clinician|pharmacist|auditor)
     cds_issuers: tuple[str, ...] = ()
+    roles_from_ehr: bool = True  # read the user's PractitionerRole at launch (plugin/launches/roles.py)
 
 
 class Registry:
@@ -94,7 +95,16 @@ def entry_from_mapping(raw: Mapping[str, Any], base_dir: Path | None = None) -> 
         frame_ancestors=tuple(raw.get("frame_ancestors", ())),
         roles=dict(raw.get("roles", {})),
         cds_issuers=tuple(raw.get("cds_issuers", ())),
+        roles_from_ehr=_flag(raw, "roles_from_ehr", iss),
     )
+
+
+def _flag(raw: Mapping[str, Any], name: str, iss: str) -> bool:
+    """Return a true/false registry setting (default true), refusing anything else by name."""
+    value = raw.get(name, True)
+    if not isinstance(value, bool):
+        raise RegistryError(f"EHR registry entry for {iss}: {name} must be true or false")
+    return value
 
 
 def load_registry(source: str | Path | Iterable[Mapping[str, Any]] | None) -> Registry:

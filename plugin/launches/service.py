@@ -21,10 +21,13 @@ from plugin.db import get_db, rows_changed, utcnow
 from plugin.launches.base import LaunchError, LaunchExpired, cipher, registered_ehr
 from plugin.launches.crypto import sha256_hex
 from plugin.launches.models import Launch, PendingLaunch
+from plugin.launches.roles import role_from_ehr
 from plugin.launches.smart import client_registration, discovery_for, requested_scope
 from plugin.launches.tokens import tokens_payload
+from plugin.registry import EhrEntry
 from plugin.writeback.outbox import adopt_after_launch
 from smart_launch.context import LaunchContext, launch_context_from
+from smart_launch.fhir_client import FhirClient
 from smart_launch.id_token import fhir_user_reference, validate_id_token
 from smart_launch.oauth import PendingAuthorization, begin_authorization, exchange_code
 
@@ -138,7 +141,7 @@ def finish_launch(state: str | None, code: str | None, error: str | None, now: d
         patient_id=context.patient,
         encounter_id=context.encounter,
         fhir_user=fhir_user,
-        role=entry.roles.get(fhir_user or "", "clinician"),
+        role=_role(entry, tokens.access_token, fhir_user),
         need_patient_banner=context.need_patient_banner,
         smart_style_url=context.smart_style_url,
         scope=" ".join(sorted(context.granted_scopes)),
@@ -168,6 +171,21 @@ def finish_launch(state: str | None, code: str | None, error: str | None, now: d
         "launch completed", extra={"event": "launch.complete", "ehr": entry.name, "launch_id": launch.id}
     )
     return handle
+
+
+def _role(entry: EhrEntry, access_token: str, fhir_user: str | None) -> str:
+    """Return the user's role: the registry's mapping, else pharmacist when the EHR says so, else clinician."""
+    mapped = entry.roles.get(fhir_user or "")
+    if mapped is not None:
+        return mapped
+    if not entry.roles_from_ehr or not fhir_user:
+        return "clinician"
+    timeout = (3.05, min(5.0, float(current_app.config["HTTP_TIMEOUT_SECONDS"])))
+    client = FhirClient(entry.iss, lambda: access_token, timeout=timeout, max_retries=0)
+    try:
+        return role_from_ehr(client, fhir_user, entry.iss) or "clinician"
+    finally:
+        client.close()
 
 
 def launch_for_handle(handle: str, now: datetime | None = None) -> Launch:

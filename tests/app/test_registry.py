@@ -46,3 +46,13 @@ def test_unreadable_registry_file_is_a_registry_error(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[[ehr]\n")
     with pytest.raises(RegistryError, match="cannot read EHR registry"):
         load_registry(tmp_path / "bad.toml")
+
+
+def test_roles_from_ehr_is_on_by_default_and_must_be_a_boolean() -> None:
+    from plugin.registry import RegistryError, entry_from_mapping
+
+    base = {"iss": "https://ehr.example.org/fhir", "client_id": "c", "auth": "none"}
+    assert entry_from_mapping(base).roles_from_ehr is True
+    assert entry_from_mapping({**base, "roles_from_ehr": False}).roles_from_ehr is False
+    with pytest.raises(RegistryError, match="roles_from_ehr must be true or false"):
+        entry_from_mapping({**base, "roles_from_ehr": "no"})

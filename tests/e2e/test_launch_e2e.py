@@ -37,6 +37,20 @@ def test_ehr_launch_with_a_client_secret_reads_the_dose_from_medication_request(
     assert "MedicationRequest/" in response.text
 
 
+def test_the_pharmacist_role_comes_from_the_users_practitioner_role_at_the_ehr(live: Live) -> None:
+    # The full tenant's registry entry does not map pharmacist-1: the sandbox's PractitionerRole (coded
+    # pharmacist) does. clinician-1 has none and stays a clinician.
+    pharmacist = live.launch("sci-adult", tenant="full", user="pharmacist-1")
+    clinician = live.launch("sci-adult", tenant="full", user="clinician-1")
+    assert 'id="pharmacist-link"' in pharmacist.text and 'id="pharmacist-link"' not in clinician.text
+    with live.app.extensions["itb.db"].session() as session:
+        roles = {launch.fhir_user: launch.role for launch in session.query(Launch)}
+    assert (
+        roles["Practitioner/pharmacist-1"] == "pharmacist"
+        and roles["Practitioner/clinician-1"] == "clinician"
+    )
+
+
 def test_two_interleaved_launches_in_one_browser_keep_their_own_patients(live: Live) -> None:
     browser = requests.Session()  # one browser, two tabs: shared cookies if there were any
     first = live.launch("sci-adult", session=browser)
