@@ -12,6 +12,16 @@ from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 
+from audit.balp_support import (
+    DCM,
+    ENTITY_TYPE,
+    REST,
+    V3_PARTICIPATION,
+    X_REQUEST_ID,
+    agents_by_type,
+    entities_by_type,
+    record_details,
+)
 from audit.helpers import START, fill
 from plugin.audit.export import export_records, import_csv
 from plugin.audit.log import AuditEntry, record
@@ -104,28 +114,117 @@ def test_fhir_bundle_validates_with_r4b_and_has_one_audit_event_per_record(fille
         assert event.id == stored["id"]
 
 
+def assert_balp_rest(event: dict[str, Any], *, interaction: str, user_type: str, request_id: str) -> None:
+    """Assert the slices BALP's Patient{Read,Create,Update} profiles require of one event."""
+    assert event["type"] == REST
+    assert event["subtype"][0] == {
+        "system": "http://hl7.org/fhir/restful-interaction",
+        "code": interaction,
+        "display": interaction,
+    }
+    assert event["action"] == {"read": "R", "create": "C", "update": "U"}[interaction]
+    assert event["outcome"] == "0"
+    agents = agents_by_type(event)
+    # read: data flows server -> client, so the client is the Destination; otherwise the Source.
+    client_code, server_code = ("110152", "110153") if interaction == "read" else ("110153", "110152")
+    (client,) = agents[(DCM, client_code)]
+    (server,) = agents[(DCM, server_code)]
+    assert client["who"] == {"display": "ITB Dose Check"} and client["requestor"] is False
+    assert server["who"]["identifier"]["value"] == "https://ehr.example.org/fhir"
+    assert server["network"] == {"address": "https://ehr.example.org/fhir", "type": "5"}
+    assert server["requestor"] is False
+    (user,) = agents[(V3_PARTICIPATION, user_type)]
+    assert user["who"] == {"reference": "Practitioner/pr-1"} and user["name"] == "Practitioner/pr-1"
+    assert user["requestor"] is True and "network" not in user
+    assert [a for a in event["agent"] if a["requestor"]] == [user]
+    entities = entities_by_type(event)
+    (patient,) = entities[(ENTITY_TYPE, "1")]
+    assert patient["what"] == {"reference": "Patient/123"}
+    assert patient["role"]["system"] == "http://terminology.hl7.org/CodeSystem/object-role"
+    assert patient["role"]["code"] == "1"
+    (data,) = entities[(ENTITY_TYPE, "2")]  # BALP: exactly one entity[data]
+    assert data["role"]["code"] == "4" and "what" in data
+    (transaction,) = entities[X_REQUEST_ID]
+    assert transaction["what"] == {"identifier": {"value": request_id}}
+
+
 def test_audit_event_follows_balp_shapes(filled: Database) -> None:
     _, text = export(filled, "fhir")
     events = [entry["resource"] for entry in json.loads(text)["entry"]]
-    read = events[0]  # launch.read-record
-    assert read["type"] == {
-        "system": "http://dicom.nema.org/resources/ontology/DCM",
-        "code": "110110",
-        "display": "Patient Record",
-    }
-    assert read["subtype"][0]["code"] == "read" and read["action"] == "R" and read["outcome"] == "0"
-    assert read["agent"][0]["who"] == {"reference": "Practitioner/pr-1"} and read["agent"][0]["requestor"]
+    read, _, proposal, filed, verified = events[:5]
+    assert_balp_rest(read, interaction="read", user_type="IRCP", request_id="req-0")  # launch.read-record
+    assert_balp_rest(proposal, interaction="create", user_type="AUT", request_id="req-2")
+    assert_balp_rest(filed, interaction="create", user_type="AUT", request_id="req-3")
+    assert_balp_rest(verified, interaction="update", user_type="AUT", request_id="req-4")
+    assert [e["subtype"][1]["code"] for e in (read, proposal, filed, verified)] == [
+        "launch.read-record",
+        "dose-change.propose",
+        "writeback.filed",
+        "verification.verify",
+    ]
+    assert verified["agent"][0]["role"] == [{"text": "pharmacist"}]
     assert read["source"]["observer"]["display"] == "ITB Dose Check"
-    patient = read["entity"][0]
-    assert patient["what"] == {"reference": "Patient/123"} and patient["role"]["code"] == "1"
+    assert {e["type"]["code"] for e in events} == {"rest"}
     assert {e["subtype"][0]["code"] for e in events[:5]} == {"read", "operation", "create", "update"}
-    verified = events[4]  # verification.verify
-    assert verified["action"] == "U"
-    details = {d["type"]: d["valueString"] for d in verified["entity"][-1]["detail"]}
+    (data,) = entities_by_type(filed)[(ENTITY_TYPE, "2")]
+    assert data["what"] == {"reference": "MedicationRequest/mr-3"}
+    (other,) = entities_by_type(filed)[("http://hl7.org/fhir/resource-types", "MedicationStatement")]
+    assert other["what"] == {"reference": "MedicationStatement/abc"} and other["role"]["code"] == "4"
+    details = record_details(verified)
     assert details["dose_after_ug_per_day"] == "404.0" and details["verdict"] == "pass"
-    refused = events[20]
+    assert details["request_id"] == "req-4" and details["seq"] == "5"
+    refused = events[20]  # writeback.refused by a CDS client: a failure, and no person
     assert refused["outcome"] == "4" and refused["outcomeDesc"] == "403 from EHR"
     assert refused["agent"][0]["who"] == {"display": "cds-client:https://ehr.example.org/fhir"}
+    assert refused["agent"][0]["type"]["coding"][0]["code"] == "110150"  # Application, not a user
+    assert X_REQUEST_ID not in entities_by_type(refused)  # it had no request id
+    viewed = events[21]  # audit.view by the system, no EHR: a client but no server agent
+    assert [a["type"]["coding"][0]["code"] for a in viewed["agent"]] == ["110150", "110152"]
+
+
+def test_the_hash_chain_is_recoverable_from_the_fhir_export(filled: Database) -> None:
+    _, text = export(filled, "fhir")
+    events = [entry["resource"] for entry in json.loads(text)["entry"]]
+    stored = stored_records(filled)
+    assert len(events) == len(stored) == 22
+    for event, original in zip(events, stored, strict=True):
+        rebuilt = from_audit_event(event)
+        assert rebuilt == record_as_json(original)
+        assert compute_hash(rebuilt) == rebuilt["hash"] == original["hash"]
+
+
+def from_audit_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild an audit record (NDJSON form) from an exported AuditEvent, as an independent checker would."""
+    details = record_details(event)
+    (actor,) = [a for a in event["agent"] if a["requestor"]]
+    patients = entities_by_type(event).get((ENTITY_TYPE, "1"), [])
+    text = details.get
+
+    def number(name: str) -> float | None:
+        value = text(name)
+        return None if value is None else float(value)
+
+    return {
+        "seq": int(details["seq"]),
+        "id": event["id"],
+        "recorded_at": event["recorded"],
+        "actor": actor["name"],
+        "actor_role": actor["role"][0]["text"],
+        "patient_id": patients[0]["what"]["reference"].removeprefix("Patient/") if patients else None,
+        "iss": text("iss"),
+        "action": details["action"],
+        "dose_before_ug_per_day": number("dose_before_ug_per_day"),
+        "dose_after_ug_per_day": number("dose_after_ug_per_day"),
+        "verdict": text("verdict"),
+        "finding_codes": json.loads(text("finding_codes") or "[]"),
+        "override_reason_code": text("override_reason_code"),
+        "override_reason_text": text("override_reason_text"),
+        "related": json.loads(text("related") or "[]"),
+        "request_id": text("request_id"),
+        "detail": json.loads(text("detail") or "{}"),
+        "prev_hash": details["prev_hash"],
+        "hash": details["hash"],
+    }
 
 
 def test_empty_fhir_export_is_a_valid_bundle(any_db: Database) -> None:
