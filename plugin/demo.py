@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+import requests
 
 SANDBOX_CLIENTS = {
     # tenant -> (client_id, client authentication, secret) as registered in config/sandbox/clients.toml
@@ -104,9 +105,23 @@ def start_demo(
 @click.option(
     "--port", default=8000, show_default=True, type=int, help="The app's port; the sandbox takes the next."
 )
-def demo(host: str, port: int) -> None:
+@click.option(
+    "--seed/--no-seed",
+    default=True,
+    show_default=True,
+    help="File one +10 % change for sci-adult as clinician-1, so the pharmacist's queue has something.",
+)
+def demo(host: str, port: int, seed: bool) -> None:
     """Start the app and the sandbox EHR with its synthetic patients; print the launch page URL."""
     servers = start_demo(host, port, port + 1)
+    if seed:
+        from plugin.demo_seed import seed_pharmacist_queue
+
+        try:
+            seed_pharmacist_queue(servers.app_url, servers.sandbox_url)
+            click.echo("Seeded: clinician-1 filed +10 % for sci-adult; launch as pharmacist-1 to verify it.")
+        except (requests.RequestException, RuntimeError) as error:  # the demo still runs without it
+            click.echo(f"Could not seed the pharmacist's queue ({type(error).__name__}); file a note first.")
     click.echo(f"ITB Dose Check app:  http://{host}:{port}")
     click.echo(f"Sandbox EHR:         http://{host}:{port + 1}/")
     click.echo(f"Open the sandbox launch page and pick a patient: http://{host}:{port + 1}/")
