@@ -3,25 +3,32 @@
 Idempotency: every resource carries its write id (identifier, or meta.tag for Provenance). A create is
 conditional (``If-None-Exist``) when the CapabilityStatement says so; otherwise, and on every retry, the
 row is first looked up by its write id, so a timeout after the server stored the note makes no duplicate.
+
+The write strategy is decided when a row is sent, from the CapabilityStatement the EHR gives then: a
+submission queued while the EHR could not say what it stores has every row pending, and a row whose type
+the EHR cannot create is held in the app database at its first send (the rows referring to it go without
+that reference), exactly as if the statement had been known when it was queued.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import requests
+from sqlalchemy import select, update
 
 from plugin.db import Database
-from plugin.writeback.capability import supports_conditional_create
+from plugin.writeback.capability import can_create, supports_conditional_create
 from plugin.writeback.errors import WriteBackInputError
-from plugin.writeback.leases import claim, due_ids, finish, resolved_payload
+from plugin.writeback.leases import arm_dependents, claim, due_ids, finish, resolved_payload
 from plugin.writeback.models import OutboxItem, OutboxStatus
-from plugin.writeback.outbox import NEEDS_LAUNCH_MESSAGE, is_about_patient
+from plugin.writeback.outbox import NEEDS_LAUNCH_MESSAGE, _strip_references, is_about_patient, placeholder_ids
 from plugin.writeback.readback import dropped_paths
 from plugin.writeback.resources import validate_resource, write_id_of, write_key
 from smart_launch.fhir_client import FhirAuthError, FhirClient, FhirConflict, FhirError
@@ -47,6 +54,7 @@ class RunReport:
     retry_later: int = 0
     failed: int = 0
     waiting_for_launch: int = 0
+    held: int = 0  # kept in the app database: the EHR says it cannot store the type
 
 
 class _Retry(Exception):
@@ -71,6 +79,17 @@ def find_existing(client: FhirClient, resource_type: str, write_id: str) -> str 
         if found.get("resourceType") == resource_type and write_id_of(found) == write_id and found.get("id"):
             return str(found["id"])
     return None
+
+
+def _known_capabilities(client: FhirClient) -> Mapping[str, Any] | None:
+    """Return the server's CapabilityStatement, or None when the server will not give one; an EHR that
+    does not answer now (5xx, timeout) raises, so the row is retried later without counting an attempt."""
+    try:
+        return client.capabilities()
+    except FhirError as exc:
+        if exc.retryable:
+            raise
+        return None
 
 
 def _conditional(client: FhirClient, resource_type: str) -> bool:
@@ -121,10 +140,17 @@ def _process(
     """Send (or read back) one claimed row and record the outcome."""
     attempts = item.attempts
     try:
+        if item.status == S.PENDING:
+            capabilities = _known_capabilities(client)
+            if capabilities is not None and not can_create(capabilities, item.resource_type):
+                _hold(db, item, owner=owner, now=now, report=report)
+                return
         if item.status != S.SENT:
             attempts += 1
             item.attempts = attempts
             resource = resolved_payload(db, item)
+            if resource is None and _without_held_references(db, item, owner=owner, now=now, report=report):
+                return
             if resource is None:
                 # A row it refers to is not filed yet. Look again soon rather than only when that row
                 # arms it: another runner may file it while we hold this lease, and its wake-up would
@@ -220,6 +246,65 @@ def _process(
         report.failed += 1
 
 
+def _hold(db: Database, item: OutboxItem, *, owner: str, now: datetime, report: RunReport) -> None:
+    """Keep a row the EHR cannot store in the app database, and wake the rows that refer to it (each
+    then drops its reference to this row, or is held too, under its own lease)."""
+    with db.session() as session:
+        held = session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item.id, OutboxItem.lease_owner == owner)
+            .values(
+                status=S.HELD.value,
+                next_attempt_at=None,
+                last_error=None,
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(held, "rowcount", 0) == 1:
+            arm_dependents(session, item, now)
+            report.held += 1
+            log.info("outbox item %s kept in the app: the EHR cannot store %s", item.id, item.resource_type)
+
+
+def _without_held_references(
+    db: Database, item: OutboxItem, *, owner: str, now: datetime, report: RunReport
+) -> bool:
+    """Drop this row's references to held rows (the EHR never gets them); hold it when it is not a valid
+    resource without them. Return False when none of the rows it waits for is held."""
+    with db.session() as session:
+        held = set(
+            session.scalars(
+                select(OutboxItem.id).where(
+                    OutboxItem.id.in_(item.dependencies), OutboxItem.status == S.HELD.value
+                )
+            )
+        )
+    if not held:
+        return False
+    try:
+        resource = _strip_references(item.resource, held)
+        if set(placeholder_ids(resource)) & held:
+            raise WriteBackInputError("a reference to a held resource cannot be dropped")
+        resource = validate_resource(resource)
+    except WriteBackInputError:
+        _hold(db, item, owner=owner, now=now, report=report)
+        return True
+    deps = [d for d in placeholder_ids(resource) if d not in held]
+    finish(
+        db,
+        item,
+        owner=owner,
+        now=now,
+        payload=json.dumps(resource, separators=(",", ":")),
+        depends_on=json.dumps(deps) if deps else None,
+        next_attempt_at=now,  # due again at once: what it still refers to may be filed already
+    )
+    return True
+
+
 def _wait_for_launch(db: Database, item: OutboxItem, *, owner: str, now: datetime, attempts: int) -> None:
     """Keep the row pending without burning an attempt until a launch brings a valid token."""
     status = S.SENT.value if item.status == S.SENT else S.PENDING.value
@@ -296,14 +381,22 @@ def run_once(
     owner: str,
     limit: int = 20,
     submission_id: str | None = None,
+    deadline: float | None = None,
 ) -> RunReport:
     """Claim and send due rows (at most ``limit``, only of ``submission_id`` when given); rows armed on
-    the way are sent in the same run."""
+    the way are sent in the same run.
+
+    With a ``deadline`` (a ``time.monotonic()`` value) no row is claimed after it: the row being sent
+    then is finished, and the rest stay due for the next run (a web request waits for the EHR only so
+    long). The row in progress at the deadline keeps its lease until it is finished.
+    """
     report = RunReport()
     clients: dict[str, FhirClient | None] = {}
-    while report.claimed < limit:
+    while report.claimed < limit and not _past(deadline):
         progressed = False
         for item_id in due_ids(db, now, limit - report.claimed, submission_id=submission_id):
+            if _past(deadline):
+                break
             item = claim(db, item_id, owner=owner, now=now)
             if item is None:
                 continue
@@ -326,3 +419,8 @@ def run_once(
         if not progressed:
             break
     return report
+
+
+def _past(deadline: float | None) -> bool:
+    """Whether a run's deadline has passed."""
+    return deadline is not None and time.monotonic() >= deadline

@@ -1,0 +1,408 @@
+"""Nothing lost at submit (issue 5): a previewed note is queued even when the EHR is down or slow.
+
+The app and the sandbox EHR run on loopback ports and talk over real HTTP (``plugin.demo``), without the
+background outbox runner, so each test decides when the outbox runs. The sandbox's fault injection
+takes the EHR down; the per-launch chart cache is made to expire at once (``CHART_TTL_SECONDS = 0``) so
+that a submit must read the chart again, as it does when the clinician lingered over the preview.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import responses
+from sqlalchemy import select
+
+from plugin.clinician import charts
+from plugin.clinician.models import DoseChangeRecord
+from plugin.db import Base, Database, utcnow
+from plugin.web import notes
+from plugin.writeback.models import OutboxItem
+from plugin.writeback.outbox import submission_status
+from plugin.writeback.resources import write_id_of
+from plugin.writeback.sender import run_once
+from smart_launch import fhir_client
+from smart_launch.fhir_client import FhirClient
+from tests.e2e.live import Live, free_port
+from tests.writeback.writeback_support import BASE, FakeEhr, capability_statement, queue_note
+
+pytestmark = pytest.mark.e2e
+
+PATIENT = "sci-adult"  # 400 ug/d in the sandbox's "full" tenant
+PROPOSAL = {"dose_value": "440", "dose_mode": "ug/d"}
+OVERRIDE = {
+    "override_reason": "benefit-outweighs-risk",
+    "override_comment": "Reviewed with the patient.",
+    "attest": "yes",
+}
+ANSWERS = {
+    "rationale": "Spasms wake the patient <twice> a night & more.",
+    "side_effects_reviewed": "No drowsiness.",
+    "education_given": "yes",
+    "rescue_plan": "Oral baclofen 10 mg if withdrawal signs appear.",
+    "monitoring_plan": "Phone review in 48 hours.",
+}
+HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+CSRF_FIELD = re.compile(r'name="csrf_token"\s+value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """Yield the app and the sandbox on loopback, with no background outbox runner."""
+    from plugin.demo import start_demo
+
+    servers = start_demo(
+        "127.0.0.1",
+        free_port(),
+        free_port(),
+        app_overrides={"SECRET_KEY": "ehr-down-secret"},
+        sandbox_overrides={"allow_faults": True},
+        instance_path=str(tmp_path_factory.mktemp("ehr-down") / "instance"),
+        outbox_runner=False,
+    )
+    yield Live(servers.app_url, servers.sandbox_url, servers.app, servers)
+    assert notes.wait_for_background(30), "EHR work of a request was still running at the end"
+    servers.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _ehr_up_no_sleep(live: Live, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Never really sleep between the client's retries; bring the EHR back up after each test."""
+    monkeypatch.setattr(fhir_client, "_sleep", lambda seconds: None)
+    yield
+    assert notes.wait_for_background(30)
+    faults(live, reset=True)
+    fhir_client.clear_capabilities_cache()
+
+
+def faults(live: Live, **changes: Any) -> None:
+    """Change the sandbox's injected faults."""
+    response = requests.post(f"{live.sandbox_url}/_sandbox/faults", json=changes, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+@dataclass
+class Previewed:
+    """A launched browser with a note previewed: what the submit form will post."""
+
+    browser: requests.Session
+    base: str  # the launch's app URL, /l/<handle>
+    page: str  # the preview page
+    fields: dict[str, str]  # the submit form: hidden fields and the typed answers
+
+    @property
+    def verdict(self) -> str:
+        """Return the verdict the preview showed."""
+        match = re.search(r'id="verdict" data-verdict="([^"]+)"', self.page)
+        assert match, self.page[:500]
+        return match.group(1)
+
+    def submit(self) -> requests.Response:
+        """Press 'File note in the EHR' (following the redirect to the confirmation)."""
+        return self.browser.post(f"{self.base}/submit", data=self.fields, timeout=60)
+
+
+def launch_and_preview(live: Live) -> Previewed:
+    """Launch the app for PATIENT and preview a dose change with the clinician's answers."""
+    browser = requests.Session()
+    page = live.launch(PATIENT, session=browser)
+    assert page.status_code == 200, page.text[:500]
+    handle = re.search(r"/l/([A-Za-z0-9_\-]+)/", page.url)
+    assert handle, page.url
+    base = f"{live.app_url}/l/{handle.group(1)}"
+    csrf = CSRF_FIELD.search(page.text)
+    assert csrf
+    preview = browser.post(
+        f"{base}/preview",
+        data={"csrf_token": csrf.group(1), **PROPOSAL, **OVERRIDE, **ANSWERS},
+        timeout=60,
+    )
+    assert preview.status_code == 200, preview.text[:500]
+    fields = {name: html.unescape(value) for name, value in HIDDEN_INPUT.findall(preview.text)}
+    return Previewed(browser, base, preview.text, {**fields, **ANSWERS})
+
+
+def db_of(live: Live) -> Database:
+    """Return the app's database."""
+    database: Database = live.app.extensions["itb.db"]
+    return database
+
+
+def dose_change(live: Live, submit_key: str) -> DoseChangeRecord | None:
+    """Return the dose change filed under a submit key, if any."""
+    with db_of(live).session() as session:
+        record = session.get(DoseChangeRecord, submit_key)
+        if record is not None:
+            session.expunge(record)
+        return record
+
+
+def outbox_rows(live: Live, submission_id: str) -> list[OutboxItem]:
+    """Return a submission's outbox rows in filing order."""
+    with db_of(live).session() as session:
+        rows = session.scalars(
+            select(OutboxItem).where(OutboxItem.submission_id == submission_id).order_by(OutboxItem.seq)
+        ).all()
+        for row in rows:
+            session.expunge(row)
+        return list(rows)
+
+
+def outbox_count(live: Live) -> int:
+    """Return how many rows the outbox holds."""
+    with db_of(live).session() as session:
+        return len(session.scalars(select(OutboxItem.id)).all())
+
+
+def notes_in_ehr(live: Live, write_id: str) -> list[dict[str, Any]]:
+    """Return the DocumentReferences in the sandbox that carry one write id."""
+    return [r for r in live.stored("DocumentReference") if write_id_of(r) == write_id]
+
+
+def run_outbox_until_settled(live: Live, submission_id: str) -> str:
+    """Run the outbox as its runner would (past any backoff) until the submission settles."""
+    factory = live.app.extensions["itb.client_factory"]
+    for round_number in range(1, 6):
+        run_once(db_of(live), factory, now=utcnow() + timedelta(hours=round_number), owner="runner")
+        with db_of(live).session() as session:
+            state = submission_status(session, submission_id).state
+        if state != "pending":
+            return state
+    return state
+
+
+def filing_status(page: str) -> tuple[str, str]:
+    """Return the confirmation's filing state and sentence."""
+    match = re.search(r'id="filing-status" data-state="([^"]+)" role="status">([^<]*)<', page)
+    assert match, page[:800]
+    return match.group(1), html.unescape(match.group(2))
+
+
+# --- (a) the EHR goes down between the preview and the submit ------------------------------------
+
+
+def test_a_submit_while_the_ehr_is_down_is_queued_and_filed_once_when_it_is_back(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(charts, "CHART_TTL_SECONDS", 0)  # the cached chart has expired at submit
+    previewed = launch_and_preview(live)
+    faults(live, offline_tenants=["full"])
+    fhir_client.clear_capabilities_cache()  # nor can the EHR say what it stores
+    update = previewed.browser.post(f"{previewed.base}/preview", data=previewed.fields, timeout=60)
+    assert update.status_code == 200 and "The EHR is not answering" in update.text  # 'Update preview'
+
+    confirmation = previewed.submit()
+
+    assert confirmation.status_code == 200, confirmation.text[:800]
+    state, sentence = filing_status(confirmation.text)
+    assert (state, sentence) == ("pending", "saved, will be filed when the EHR answers")
+    record = dose_change(live, previewed.fields["submit_key"])
+    assert record is not None, "the dose change is in the app's database"
+    assert record.verdict == previewed.verdict, "the check filed is the one previewed"
+    assert record.proposed_dose_ug_per_day == pytest.approx(440.0)
+    assert ANSWERS["rationale"] in record.note_text
+    rows = outbox_rows(live, record.outbox_submission_id)
+    assert rows and {r.status for r in rows} == {"pending"}, [(r.resource_type, r.status) for r in rows]
+    assert rows[0].resource_type == "DocumentReference"
+    assert notes_in_ehr(live, rows[0].id) == []
+
+    faults(live, reset=True)  # the EHR is back
+    assert run_outbox_until_settled(live, record.outbox_submission_id) == "filed"
+    assert len(notes_in_ehr(live, rows[0].id)) == 1, "exactly one note in the EHR"
+    again = run_outbox_until_settled(live, record.outbox_submission_id)
+    assert again == "filed" and len(notes_in_ehr(live, rows[0].id)) == 1
+    page = previewed.browser.get(f"{previewed.base}/changes/{record.id}", timeout=30)
+    assert filing_status(page.text)[0] == "filed"
+
+
+def test_submitting_the_same_preview_twice_while_the_ehr_is_down_files_one_dose_change(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(charts, "CHART_TTL_SECONDS", 0)
+    previewed = launch_and_preview(live)
+    faults(live, offline_tenants=["full"])
+    first, second = previewed.submit(), previewed.submit()
+    assert first.status_code == second.status_code == 200
+    assert first.url == second.url
+    record = dose_change(live, previewed.fields["submit_key"])
+    assert record is not None
+    with db_of(live).session() as session:
+        submissions = set(
+            session.scalars(select(OutboxItem.submission_id).where(OutboxItem.launch_id == record.launch_id))
+        )
+    assert submissions == {record.outbox_submission_id}, "the second press queued nothing more"
+    faults(live, reset=True)
+    assert run_outbox_until_settled(live, record.outbox_submission_id) == "filed"
+    [note] = outbox_rows(live, record.outbox_submission_id)[:1]
+    assert len(notes_in_ehr(live, note.id)) == 1
+
+
+# --- (b) a slow EHR does not hold the submit -----------------------------------------------------
+
+
+class GatedClient:
+    """The launch's real client, except that a create waits until the test opens the gate."""
+
+    def __init__(self, client: FhirClient, gate: threading.Event) -> None:
+        self._client = client
+        self._gate = gate
+        self.creates = 0
+
+    def create(self, resource: dict[str, Any], **options: Any) -> Any:
+        """Wait for the gate (at most 10 s: a stuck test still ends), then create."""
+        self.creates += 1
+        self._gate.wait(10)
+        return self._client.create(resource, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_slow_ehr_does_not_hold_the_submit_beyond_its_budget(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previewed = launch_and_preview(live)
+    real_factory: Callable[[OutboxItem], FhirClient] = live.app.extensions["itb.client_factory"]
+    gate = threading.Event()
+    gated: list[GatedClient] = []
+
+    def slow_factory(item: OutboxItem) -> GatedClient:
+        gated.append(GatedClient(real_factory(item), gate))
+        return gated[-1]
+
+    monkeypatch.setitem(live.app.extensions, "itb.client_factory", slow_factory)
+    monkeypatch.setattr(notes, "SEND_BUDGET_SECONDS", 0.5)
+
+    started = time.monotonic()
+    try:
+        confirmation = previewed.submit()
+        elapsed = time.monotonic() - started
+    finally:
+        gate.set()  # the EHR answers at last
+
+    assert elapsed < 4, f"the submit waited {elapsed:.1f} s for a slow EHR"
+    assert confirmation.status_code == 200, confirmation.text[:800]
+    assert filing_status(confirmation.text) == ("pending", "saved, will be filed when the EHR answers")
+    record = dose_change(live, previewed.fields["submit_key"])
+    assert record is not None
+    assert [g.creates for g in gated] == [1], "one create was under way when the page answered"
+
+    assert notes.wait_for_background(15)  # the create under way is finished under its lease ...
+    rows = outbox_rows(live, record.outbox_submission_id)
+    assert rows[0].status == "confirmed" and rows[0].lease_owner is None
+    waiting = rows[1:]
+    assert waiting and all(r.status == "pending" and r.attempts == 0 for r in waiting), [
+        (r.resource_type, r.status, r.attempts) for r in waiting
+    ]  # ... and nothing more was claimed after the budget: the rest is the runner's
+
+    monkeypatch.setitem(live.app.extensions, "itb.client_factory", real_factory)
+    assert run_outbox_until_settled(live, record.outbox_submission_id) == "filed"
+    assert len(notes_in_ehr(live, rows[0].id)) == 1
+
+
+# --- (c) no chart at all and the EHR down --------------------------------------------------------
+
+
+def test_without_any_chart_and_the_ehr_down_the_submit_is_refused_and_the_text_kept(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(charts, "CHART_TTL_SECONDS", 0)
+    previewed = launch_and_preview(live)
+    monkeypatch.setattr(charts, "_previews", {})  # the process restarted: no chart in memory
+    faults(live, offline_tenants=["full"])
+    rows_before = outbox_count(live)
+
+    refused = previewed.submit()
+
+    assert refused.status_code == 503, refused.text[:800]
+    assert "Traceback" not in refused.text
+    message = re.search(r'<p id="error-message">([^<]+)</p>', refused.text)
+    assert message and "nothing was filed" in html.unescape(message.group(1))
+    kept = {name: html.unescape(value) for name, value in HIDDEN_INPUT.findall(refused.text)}
+    assert kept["submit_key"] == previewed.fields["submit_key"]
+    assert kept["dose_value"] == PROPOSAL["dose_value"]
+    assert kept["override_comment"] == OVERRIDE["override_comment"]
+    for name in ("rationale", "side_effects_reviewed", "rescue_plan", "monitoring_plan"):
+        textarea = re.search(rf'<textarea id="{name}" name="{name}"[^>]*>([^<]*)</textarea>', refused.text)
+        assert textarea and html.unescape(textarea.group(1)) == ANSWERS[name], name
+    assert dose_change(live, previewed.fields["submit_key"]) is None, "nothing half-written"
+    assert outbox_count(live) == rows_before
+
+    faults(live, reset=True)  # back up: the kept form previews the same note again
+    fields = {**kept, **ANSWERS}
+    again = previewed.browser.post(f"{previewed.base}/preview", data=fields, timeout=60)
+    assert again.status_code == 200 and html.escape(ANSWERS["rationale"]) in again.text
+
+
+# --- the chart changed between the preview and the submit ----------------------------------------
+
+
+def test_a_chart_that_changed_since_the_preview_is_shown_again_instead_of_filed(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(charts, "CHART_TTL_SECONDS", 0)
+    previewed = launch_and_preview(live)
+    original = notes.chart_for_launch
+
+    def chart_without_the_pump_record(*args: Any, **kwargs: Any) -> Any:
+        return replace(original(*args, **kwargs), dose_records=())  # someone edited the record
+
+    monkeypatch.setattr(notes, "chart_for_launch", chart_without_the_pump_record)
+    rows_before = outbox_count(live)
+    changed = previewed.submit()
+
+    assert changed.status_code == 409, changed.text[:800]
+    assert "changed in the EHR since your preview" in changed.text
+    verdict = re.search(r'id="verdict" data-verdict="([^"]+)"', changed.text)
+    assert verdict and verdict.group(1) != previewed.verdict
+    assert dose_change(live, previewed.fields["submit_key"]) is None
+    assert outbox_count(live) == rows_before
+
+
+# --- the sender decides what the EHR can store when it sends -------------------------------------
+
+
+@pytest.fixture
+def outbox_db(tmp_path: Path) -> Iterator[Database]:
+    """Yield a fresh outbox database."""
+    database = Database(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    Base.metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+def test_rows_queued_without_capabilities_are_held_or_trimmed_when_sent(outbox_db: Database) -> None:
+    oracle_like = capability_statement({"DocumentReference": {}, "Provenance": {}})
+    fhir_client.clear_capabilities_cache()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        ehr = FakeEhr(rsps, oracle_like)
+        submission = queue_note(outbox_db, dict(notes.DECIDE_WHEN_SENDING))
+        with outbox_db.session() as session:
+            assert {i.status for i in submission_status(session, submission).items} == {"pending"}
+        with FhirClient(BASE, lambda: "AT-1", max_retries=0) as client:
+            run_once(outbox_db, lambda item: client, now=utcnow(), owner="runner")
+    fhir_client.clear_capabilities_cache()
+    with outbox_db.session() as session:
+        status = submission_status(session, submission)
+    by_type = {i.resource_type: i.status for i in status.items}
+    assert by_type == {
+        "DocumentReference": "confirmed",
+        "DetectedIssue": "held",
+        "QuestionnaireResponse": "held",
+        "Provenance": "confirmed",
+    }
+    assert status.state == "filed" and "kept in ITB Dose Check" in status.message
+    assert {p["resourceType"] for p in ehr.posts} == {"DocumentReference", "Provenance"}
+    [provenance] = ehr.of_type("Provenance")
+    [document] = ehr.of_type("DocumentReference")
+    assert provenance["target"] == [{"reference": f"DocumentReference/{document['id']}"}]
