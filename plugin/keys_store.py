@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, cast
 
 from flask import Flask
 
@@ -16,6 +17,9 @@ def load_or_create_keys(app: Flask) -> KeySet:
         return KeySet.load(path)
     if app.config["IS_PRODUCTION"]:
         raise RuntimeError(f"signing keys not found at ITB_KEYS_FILE ({path}); run `itb keys rotate` first")
-    keys = KeySet.generate(str(app.config["SIGNING_ALG"]))
+    alg = str(app.config["SIGNING_ALG"])
+    if alg not in ("ES384", "RS384"):
+        raise RuntimeError("ITB_SIGNING_ALG must be ES384 or RS384 (SMART App Launch requires one of these)")
+    keys = KeySet.generate(cast(Literal["ES384", "RS384"], alg))
     keys.save(path)
     return keys

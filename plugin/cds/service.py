@@ -179,10 +179,10 @@ def evaluate(
         chart, gaps = _chart_for(req, caller, deps, now)
     except ChartInputError as error:
         ctx = cards.CardContext(app_base_url, req.patient_id, drafts[0].reference, req.hook)
-        card = cards.input_error_card(ctx, error.reason)
-        evaluation.response["cards"].append(card)
+        error_card = cards.input_error_card(ctx, error.reason)
+        evaluation.response["cards"].append(error_card)
         # Recorded and audited like any card, so feedback on it is found and the refusal is on record.
-        evaluation.issued.append(_row(card, Verdict.CANNOT_CHECK.value, [], None, None, None))
+        evaluation.issued.append(_row(error_card, Verdict.CANNOT_CHECK.value, [], None, None, None))
         return evaluation
     for draft in drafts:
         ctx = cards.CardContext(app_base_url, req.patient_id, draft.reference, req.hook)

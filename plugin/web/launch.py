@@ -8,8 +8,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask.typing import ResponseReturnValue
 
 from plugin.launches.service import LaunchError, finish_launch, start_launch
-from smart_launch.discovery import DiscoveryError
-from smart_launch.errors import IdTokenError, TokenError
+from smart_launch.errors import DiscoveryError, IdTokenError, TokenError
 
 bp = Blueprint("launch", __name__)
 log = logging.getLogger(__name__)

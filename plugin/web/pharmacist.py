@@ -190,7 +190,8 @@ def act(change_id: str, action: str) -> ResponseReturnValue:
         )
         return render_template("pharmacist_conflict.html", message=error.message, change_id=change_id), 409
     log.info("dose change %s", done.status_after, extra={"event": AUDIT_ACTIONS[action]})
-    send_now(done.outbox_submission_id)
+    if done.outbox_submission_id:
+        send_now(done.outbox_submission_id)
     audit(
         launch,
         AUDIT_ACTIONS[action],
