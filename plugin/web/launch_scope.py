@@ -16,7 +16,7 @@ from plugin.launches.base import LaunchExpired
 from plugin.launches.models import Launch
 from plugin.launches.service import launch_for_handle
 from plugin.web.launch import error_page
-from smart_launch.fhir_client import FhirError
+from smart_launch.fhir_client import FhirAuthError, FhirError
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,28 @@ def _expired(error: LaunchExpired) -> ResponseReturnValue:
     return error_page(error.safe_message, 401)
 
 
+RELAUNCH = (
+    "Your session with the EHR has ended (it no longer accepts this launch's access, and a refresh did "
+    "not help). Open ITB Dose Check again from the patient's chart in the EHR."
+)
+NOT_ALLOWED = (
+    "The EHR did not allow ITB Dose Check to read what it needs for this patient ({reason}). Ask your "
+    "EHR administrator to grant the app's read permissions, then relaunch from the chart."
+)
+
+
 def _ehr_error(error: FhirError) -> ResponseReturnValue:
     log.warning("EHR request failed", extra={"event": "ehr.request_failed", "status": error.status})
-    message = f"The EHR did not answer as expected: {error.safe_message}"
+    if isinstance(error, FhirAuthError):
+        # 401 after the client refreshed once and retried once: only a new launch brings a new grant.
+        # 403: a scope the EHR did not grant; a relaunch helps only once the registration changes.
+        status = 401 if error.status == 401 else 403
+        message = RELAUNCH if status == 401 else NOT_ALLOWED.format(reason=error.safe_message)
+    else:
+        status, message = 502, f"The EHR did not answer as expected: {error.safe_message}"
     if _wants_json():
-        return jsonify(error=message), 502
-    return error_page(message, 502)
+        return jsonify(error=message), status
+    return error_page(message, status)
 
 
 def launch_blueprint(name: str, import_name: str) -> Blueprint:

@@ -143,3 +143,26 @@ def test_a_whole_launch_and_check_sets_no_cookie_at_the_app(live: Live) -> None:
         f"{live.app_url}/l/{handle}/api/check", params={"dose_value": "420", "dose_mode": "ug/d"}, timeout=30
     )
     assert [c for c in browser.cookies if c.domain in ("127.0.0.1", "127.0.0.1.local")] == []
+
+
+def test_a_launch_the_ehr_no_longer_honours_asks_for_a_relaunch(tmp_path: Path) -> None:
+    # The EHR forgets every token (a revoked session): the app's FHIR read gets 401, its one refresh is
+    # refused, its retry gets 401 again; the clinician is told to relaunch, not "the EHR failed".
+    live = start_live(tmp_path)
+    try:
+        handle = _handle(live.launch("sci-adult"), live)
+        auth = live.servers.sandbox_app.extensions["sandbox"].auth
+        auth.access_tokens.clear()
+        auth.refresh_tokens.clear()
+        page = requests.get(f"{live.app_url}/l/{handle}/?refresh=1", timeout=30)
+        assert page.status_code == 401, page.text[:300]
+        assert "Open ITB Dose Check again from the patient&#39;s chart" in page.text
+        api = requests.get(
+            f"{live.app_url}/l/{handle}/api/check",
+            params={"dose_value": "10", "dose_mode": "percent"},
+            timeout=30,
+        )
+        # By now the launch itself is marked as needing a relaunch: the API says so, as JSON.
+        assert api.status_code == 401 and "launch the app again" in api.json()["error"]
+    finally:
+        live.servers.shutdown()
