@@ -117,13 +117,15 @@ def build_scopes(
     openid: bool = True,
     offline: bool = True,
     level: Literal["patient", "user"] = "patient",
+    resource_updates: Sequence[str] = (),
 ) -> str:
     """Build a space-separated scope string in v1 or v2 syntax.
 
-    v2 grants read as ``.rs`` and write as ``.c`` (create only: this client never updates or deletes
-    clinical data), combined in ``cruds`` order (``.crs``) when a type is both read and written. v1 uses
-    ``.read`` / ``.write``. ``launch`` adds ``launch`` (EHR launch), ``standalone`` adds ``launch/patient``;
-    ``offline`` picks ``offline_access`` over ``online_access``.
+    v2 grants read as ``.rs`` and write as ``.c`` (create only), plus ``.u`` for ``resource_updates``
+    (the types the client updates; it never deletes), combined in ``cruds`` order (``.crs``, ``.crus``)
+    when a type is both read and written. v1 uses ``.read`` / ``.write`` (write covers update).
+    ``launch`` adds ``launch`` (EHR launch), ``standalone`` adds ``launch/patient``; ``offline`` picks
+    ``offline_access`` over ``online_access``.
     """
     scopes: list[str] = []
     if launch:
@@ -133,15 +135,20 @@ def build_scopes(
     if openid:
         scopes += ["openid", "fhirUser"]
     scopes.append("offline_access" if offline else "online_access")
-    reads, writes = _unique(resource_reads), _unique(resource_writes)
-    for resource in _unique([*reads, *writes]):
+    reads, writes, updates = _unique(resource_reads), _unique(resource_writes), _unique(resource_updates)
+    for resource in _unique([*reads, *writes, *updates]):
         if style == "v2":
-            letters = ("c" if resource in writes else "") + ("rs" if resource in reads else "")
+            letters = (
+                ("c" if resource in writes else "")
+                + ("r" if resource in reads else "")
+                + ("u" if resource in updates else "")
+                + ("s" if resource in reads else "")
+            )
             scopes.append(f"{level}/{resource}.{letters}")
         else:
             if resource in reads:
                 scopes.append(f"{level}/{resource}.read")
-            if resource in writes:
+            if resource in writes or resource in updates:
                 scopes.append(f"{level}/{resource}.write")
     return " ".join(scopes)
 

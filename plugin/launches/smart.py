@@ -27,6 +27,8 @@ READS = (
     "PractitionerRole",
 )
 WRITES = ("DocumentReference", "DetectedIssue", "Provenance", "QuestionnaireResponse", "Task")
+# The pharmacist's decision appends a mitigation to the clinician's DetectedIssues (an outbox update).
+UPDATES = ("DetectedIssue",)
 
 _cache: dict[str, tuple[float, SmartConfiguration]] = {}
 _lock = threading.Lock()
@@ -76,5 +78,10 @@ def requested_scope(entry: EhrEntry, config: SmartConfiguration, *, standalone: 
     # Written types are read and searched too: the outbox reads every write back and, on a retry or
     # at a server without conditional create, looks it up by its write identifier first.
     return build_scopes(
-        (*READS, *WRITES), WRITES, style=scope_style(config), launch=not standalone, standalone=standalone
+        (*READS, *WRITES),
+        WRITES,
+        style=scope_style(config),
+        launch=not standalone,
+        standalone=standalone,
+        resource_updates=UPDATES,
     )

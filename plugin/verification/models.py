@@ -5,7 +5,7 @@ tables add what a decision needs to be explained, undone and audited:
 
 * ``VerificationAction``: one row per verify, reject or undo: who, when, why, what the re-run check said,
   the mitigation recorded for each DetectedIssue of the clinician's submission, and the outbox submission
-  that files the pharmacist's note. The latest verify/reject row says who may undo it.
+  that files the pharmacist's note and appends those mitigations. The latest verify/reject row says who may undo it.
 * ``DoseChangeInputs``: the chart numbers the clinician's note was written from (concentration, volumes,
   dates), so the pharmacist's calculator can recompute them independently of the note's text.
 """
@@ -40,8 +40,8 @@ class VerificationAction(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     rerun_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # CONTRACT §3 result, or NULL
-    # What the pharmacist's decision means for each finding the EHR holds as a DetectedIssue; kept here
-    # because the outbox only creates resources and cannot update the clinician's DetectedIssues.
+    # What the pharmacist's decision means for each finding the EHR holds as a DetectedIssue, and the
+    # outbox update row that appends it to that DetectedIssue in the EHR (held when the EHR cannot).
     mitigation_json: Mapped[str] = mapped_column(Text, default="[]")
     note_text: Mapped[str] = mapped_column(Text, default="")
     outbox_submission_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

@@ -10,6 +10,9 @@ Rules (issue 8):
   the version they saw, one wins and the other gets ``VerificationConflict``;
 * undo: only the pharmacist who decided, with a reason; the change goes back to ``proposed`` (or to
   ``superseded`` when a newer change for the patient was submitted meanwhile).
+
+Every decision also appends a mitigation (``MITIGATION_CODES``) to each DetectedIssue of the clinician's
+submission: one outbox ``update`` row per DetectedIssue, in the same submission as the pharmacist's note.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from plugin.verification.note import (
 )
 from plugin.verification.queue import decisions_for
 from plugin.verification.review import OTHER_CHART, Review
+from plugin.writeback.codes import MITIGATION_SYSTEM
 from plugin.writeback.models import OutboxItem
 from plugin.writeback.note import format_when
 from plugin.writeback.outbox import enqueue_submission
-from plugin.writeback.resources import WriteBackSettings, WriteContext, relative_reference
+from plugin.writeback.resources import WriteBackSettings, WriteContext, new_write_id, relative_reference
+from plugin.writeback.update import Append
 
 STATUS_AFTER = {"verify": "verified", "reject": "rejected"}
 MITIGATION_CODES = {
@@ -46,6 +51,12 @@ MITIGATION_CODES = {
     "reject": "pharmacist-rejected",
     "undo": "verification-withdrawn",
 }
+MITIGATION_DISPLAYS = {
+    "verify": "Pharmacist verified the dose change",
+    "reject": "Pharmacist rejected the dose change",
+    "undo": "Pharmacist withdrew the verification decision",
+}
+WITHDRAWN = {"verified": "verification", "rejected": "rejection"}
 
 
 class VerificationRefused(Exception):
@@ -187,17 +198,51 @@ def clinician_outbox(
         .where(OutboxItem.submission_id == record.outbox_submission_id)
         .order_by(OutboxItem.seq)
     ).all()
-    notes = [r for r in rows if r.resource_type == "DocumentReference"]
+    created = [r for r in rows if not r.is_update]
+    notes = [r for r in created if r.resource_type == "DocumentReference"]
     note = ClinicianNote(notes[0].id, notes[0].server_id) if notes else None
-    return note, [r for r in rows if r.resource_type == "DetectedIssue"]
+    return note, [r for r in created if r.resource_type == "DetectedIssue"]
 
 
-def mitigations(issues: list[OutboxItem], action: str, actor: str, now: datetime) -> list[dict[str, Any]]:
-    """Return the mitigation each DetectedIssue of the submission receives (recorded in the app database)."""
+def pharmacist_mitigation(
+    action: str, *, context: WriteContext, status_before: str, reason: str, comment: str
+) -> dict[str, Any]:
+    """Return the DetectedIssue.mitigation a decision appends: coded action, text, date and author."""
+    if action == "verify":
+        text = MITIGATION_DISPLAYS[action] + (f": {comment}" if comment else "")
+    elif action == "reject":
+        text = f"{MITIGATION_DISPLAYS[action]}: {reason}"
+    else:
+        text = f"Pharmacist withdrew the {WITHDRAWN.get(status_before, 'decision')}: {reason}"
+    mitigation: dict[str, Any] = {
+        "action": {
+            "coding": [
+                {
+                    "system": MITIGATION_SYSTEM,
+                    "code": MITIGATION_CODES[action],
+                    "display": MITIGATION_DISPLAYS[action],
+                }
+            ],
+            "text": text,
+        },
+        "date": context.now.isoformat(),
+    }
+    if context.author_reference:
+        mitigation["author"] = {"reference": context.author_reference}
+    return mitigation
+
+
+def mitigations(
+    issues: list[OutboxItem], updates: list[Append], action: str, actor: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Return the mitigation each DetectedIssue of the submission receives, and the outbox row that
+    appends it in the EHR (recorded in the app database)."""
+    update_of = {u.target_id: u.write_id for u in updates}
     return [
         {
             "detected_issue": f"DetectedIssue/{row.server_id}" if row.server_id else None,
             "write_id": row.id,
+            "update_id": update_of.get(row.id),
             "code": ((row.resource.get("code") or {}).get("text")),
             "action": MITIGATION_CODES[action],
             "author": actor,
@@ -251,6 +296,14 @@ def decide(
     resources = build_verification_resources(
         rendered, action=decision.action, clinician_note=clinician_note, context=context, settings=settings
     )
+    mitigation = pharmacist_mitigation(
+        decision.action,
+        context=context,
+        status_before=status_before,
+        reason=decision.reason.strip(),
+        comment=decision.comment.strip(),
+    )
+    updates = [Append(new_write_id(), row.id, "mitigation", mitigation) for row in issues]
     submission_id = enqueue_submission(
         session,
         launch_id=launch.id,
@@ -259,6 +312,7 @@ def decide(
         resources=resources,
         capabilities=capabilities,
         author_ref=launch.fhir_user,
+        updates=updates,
         now=now,
     )
     action = VerificationAction(
@@ -275,7 +329,7 @@ def decide(
         reason=decision.reason.strip() or None,
         comment=decision.comment.strip() or None,
         rerun_json=json.dumps(review.rerun) if review.rerun is not None else None,
-        mitigation_json=json.dumps(mitigations(issues, decision.action, actor, now)),
+        mitigation_json=json.dumps(mitigations(issues, updates, decision.action, actor, now)),
         note_text=rendered.text,
         outbox_submission_id=submission_id,
     )

@@ -26,6 +26,14 @@ def can_create(capabilities: Mapping[str, Any], resource_type: str) -> bool:
     return any(i.get("code") == "create" for i in entry.get("interaction") or ())
 
 
+def can_update(capabilities: Mapping[str, Any], resource_type: str) -> bool:
+    """Whether the server lists the ``update`` interaction for this type."""
+    entry = _resource_entry(capabilities, resource_type)
+    if entry is None:
+        return False
+    return any(i.get("code") == "update" for i in entry.get("interaction") or ())
+
+
 def supports_conditional_create(capabilities: Mapping[str, Any], resource_type: str) -> bool:
     """Whether the server says it honours ``If-None-Exist`` for this type."""
     entry = _resource_entry(capabilities, resource_type)

@@ -56,8 +56,9 @@ def list_command(status: str | None, limit: int) -> None:
         rows = session.scalars(query).all()
         for row in rows:
             due = row.next_attempt_at.isoformat() if row.next_attempt_at else "-"
+            kind = f"{row.resource_type} (update)" if row.is_update else row.resource_type
             click.echo(
-                f"{row.id}  {row.submission_id}  {row.resource_type:<22} {row.status:<9} "
+                f"{row.id}  {row.submission_id}  {kind:<22} {row.status:<9} "
                 f"attempts={row.attempts} next={due} server_id={row.server_id or '-'}"
                 + (f"  error={row.last_error}" if row.last_error else "")
             )

@@ -13,6 +13,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "config" / "templates"
 # Every resource the app writes carries one identifier in this system; the value is the outbox row id,
 # so a retry can find (or conditionally create) exactly the resource it may already have stored.
 WRITE_IDENTIFIER_SYSTEM = "http://itb-dose-check.org/fhir/identifier/write"
+# An element the app appends to a resource filed earlier (a DetectedIssue's mitigation) carries this
+# extension with the update row's write id, so a retried update can tell it is already there.
+WRITE_ID_EXTENSION = "http://itb-dose-check.org/fhir/StructureDefinition/write-id"
 FINDING_SYSTEM = "http://itb-dose-check.org/CodeSystem/finding"
 OVERRIDE_REASON_SYSTEM = "http://itb-dose-check.org/CodeSystem/override-reason"
 MITIGATION_SYSTEM = "http://itb-dose-check.org/CodeSystem/mitigation"

@@ -74,10 +74,11 @@ def finish(
 
 
 def arm_dependents(session: Session, item: OutboxItem, now: datetime) -> None:
-    """Make rows of the same submission that were waiting for this one due now."""
+    """Make rows waiting for this one due now: rows of its submission that refer to it, and update rows
+    (of any submission) that append to the resource it files."""
     waiting = session.scalars(
         select(OutboxItem).where(
-            OutboxItem.submission_id == item.submission_id,
+            or_(OutboxItem.submission_id == item.submission_id, OutboxItem.target_id == item.id),
             OutboxItem.status == S.PENDING.value,
             # Waiting rows have no time yet, or a recheck time later than now (see sender).
             or_(OutboxItem.next_attempt_at.is_(None), OutboxItem.next_attempt_at > now),
@@ -85,7 +86,7 @@ def arm_dependents(session: Session, item: OutboxItem, now: datetime) -> None:
         )
     ).all()
     for row in waiting:
-        if item.id in row.dependencies:
+        if item.id in row.dependencies or row.target_id == item.id:
             row.next_attempt_at = now
 
 

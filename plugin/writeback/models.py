@@ -1,6 +1,8 @@
 """The write-back outbox table: one row per resource of a submission, until the EHR has confirmed it.
 
 A submitted note lives here first, so an EHR outage, a timeout or a killed process loses nothing.
+Most rows create a resource; an ``update`` row appends one element (a DetectedIssue's mitigation) to a
+resource an earlier ``create`` row filed (``target_id``), once that row has a server id.
 Rows are claimed with a compare-and-set lease (``lease_owner``/``lease_until``) so several runner
 processes never send one row at the same time, on SQLite and PostgreSQL alike.
 """
@@ -27,6 +29,13 @@ class OutboxStatus(StrEnum):
     CONFIRMED = "confirmed"  # read back; dropped_fields says what the EHR did not keep
     FAILED = "failed"  # the EHR refused it (4xx) or it can never be sent; a user may retry
     HELD = "held"  # the EHR cannot store this type: kept in the app database only
+
+
+class OutboxOperation(StrEnum):
+    """What a row does in the EHR."""
+
+    CREATE = "create"  # POST the payload (idempotent by its write identifier)
+    UPDATE = "update"  # append the payload's element to the resource of row ``target_id`` (GET + PUT)
 
 
 class OutboxItem(Base):
@@ -59,10 +68,20 @@ class OutboxItem(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    operation: Mapped[str] = mapped_column(
+        String(8), default=OutboxOperation.CREATE.value, server_default=OutboxOperation.CREATE.value
+    )
+    # An update's target: the id of the create row that filed the resource it changes (same EHR).
+    target_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+
+    @property
+    def is_update(self) -> bool:
+        """Whether this row appends to a resource filed earlier rather than creating one."""
+        return self.operation == OutboxOperation.UPDATE
 
     @property
     def resource(self) -> dict[str, Any]:
-        """Return the payload as a dict."""
+        """Return the payload as a dict (for an update: ``resourceType`` and the element it appends)."""
         data: dict[str, Any] = json.loads(self.payload)
         return data
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,10 +17,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from plugin.db import utcnow
-from plugin.writeback.capability import can_create
+from plugin.writeback.capability import can_create, can_update
 from plugin.writeback.errors import WriteBackInputError
-from plugin.writeback.models import OutboxItem, OutboxStatus
+from plugin.writeback.models import OutboxItem, OutboxOperation, OutboxStatus
 from plugin.writeback.resources import PLACEHOLDER_PREFIX, relative_reference, validate_resource, write_id_of
+from plugin.writeback.update import Append, checked_append
 
 S = OutboxStatus
 NEEDS_LAUNCH_MESSAGE = "the EHR session expired; will be filed after the next launch"
@@ -82,20 +83,25 @@ def enqueue_submission(
     capabilities: Mapping[str, Any],
     author_ref: str | None = None,
     app_only_types: Collection[str] = (),
+    updates: Sequence[Append] = (),
     now: datetime | None = None,
 ) -> str:
     """Store one row per resource (pending, or held when the EHR cannot create its type); return the id.
 
-    Every resource is validated with R4B and checked first; any problem raises WriteBackInputError and
-    nothing is written. Queuing the same resources again returns the first submission's id.
+    ``updates`` append an element to resources filed by earlier submissions (one ``update`` row each,
+    after the resources): pending, or held when the EHR cannot update the type or the target is held.
+    Every resource and update is validated with R4B and checked first; any problem raises
+    WriteBackInputError and nothing is written. Queuing the same rows again returns the first
+    submission's id.
     """
     now = now or utcnow()
     checked = [validate_resource(r) for r in resources]
     write_ids = [write_id_of(r) for r in checked]
-    if not checked or any(i is None for i in write_ids):
+    if not (checked or updates) or any(i is None for i in write_ids):
         raise WriteBackInputError("every resource needs the app's write identifier")
     ids = [str(i) for i in write_ids]
-    if len(set(ids)) != len(ids):
+    every_id = [*ids, *(u.write_id for u in updates)]
+    if len(set(every_id)) != len(every_id):
         raise WriteBackInputError("two resources share one write identifier")
     for resource in checked:
         if not is_about_patient(resource, patient_id, iss):
@@ -107,11 +113,13 @@ def enqueue_submission(
             raise WriteBackInputError(
                 f"a {resource['resourceType']} refers to a resource not in the submission"
             )
-    existing = session.scalars(select(OutboxItem).where(OutboxItem.id.in_(ids))).all()
+    existing = session.scalars(select(OutboxItem).where(OutboxItem.id.in_(every_id))).all()
     if existing:
-        if {row.id for row in existing} == set(ids) and len({row.submission_id for row in existing}) == 1:
+        same_rows = {row.id for row in existing} == set(every_id)
+        if same_rows and len({row.submission_id for row in existing}) == 1:
             return existing[0].submission_id
         raise WriteBackInputError("some of these resources were already queued in another submission")
+    targets = [_update_target(session, append, iss=iss, patient_id=patient_id) for append in updates]
 
     held = {
         i
@@ -157,8 +165,50 @@ def enqueue_submission(
                 updated_at=now,
             )
         )
+    for offset, (append, (target, value)) in enumerate(zip(updates, targets, strict=True)):
+        is_held = (
+            target.status == S.HELD
+            or target.resource_type in app_only_types
+            or not can_update(capabilities, target.resource_type)
+        )
+        session.add(
+            OutboxItem(
+                id=append.write_id,
+                submission_id=submission_id,
+                seq=len(ids) + offset,
+                launch_id=launch_id,
+                iss=iss,
+                patient_id=patient_id,
+                author_ref=relative_reference(author_ref, iss) if author_ref else None,
+                resource_type=target.resource_type,
+                payload=json.dumps(
+                    {"resourceType": target.resource_type, append.element: [value]}, separators=(",", ":")
+                ),
+                status=(S.HELD if is_held else S.PENDING).value,
+                attempts=0,
+                # Due at once: the sender waits until the target is filed (it re-checks, and filing the
+                # target arms it). Not parked: the target may be filed before this transaction commits.
+                next_attempt_at=None if is_held else now,
+                operation=OutboxOperation.UPDATE.value,
+                target_id=target.id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
     session.flush()
     return submission_id
+
+
+def _update_target(
+    session: Session, append: Append, *, iss: str, patient_id: str
+) -> tuple[OutboxItem, dict[str, Any]]:
+    """Return the create row an update appends to, and the checked value to append."""
+    target = session.get(OutboxItem, append.target_id)
+    if target is None or target.is_update:
+        raise WriteBackInputError("an update refers to a resource the app did not queue")
+    if target.iss != iss or target.patient_id != patient_id:
+        raise WriteBackInputError(f"an update of a {target.resource_type} is about another patient or EHR")
+    return target, checked_append(target.resource, append)
 
 
 def retry(session: Session, item_id: str, *, now: datetime | None = None) -> OutboxItem:
@@ -240,14 +290,28 @@ class SubmissionStatus:
     items: tuple[ItemStatus, ...]
 
 
+def _kept(held: Collection[OutboxItem]) -> str:
+    """Return why rows are kept in the app: the types the EHR cannot store, or cannot update."""
+    stored = sorted({r.resource_type for r in held if not r.is_update})
+    updated = sorted({r.resource_type for r in held if r.is_update})
+    cannot = [
+        f"{verb} {', '.join(types)}" for verb, types in (("store", stored), ("update", updated)) if types
+    ]
+    return f"kept in ITB Dose Check (this EHR cannot {' or '.join(cannot)})"
+
+
 def _describe(item: OutboxItem) -> str:
     """Return one line about one row."""
     if item.status == S.HELD:
-        return f"kept in ITB Dose Check (this EHR cannot store {item.resource_type})"
+        return _kept([item])
     if item.status == S.FAILED:
         return f"the EHR refused: {item.last_error or 'no reason given'}"
     if item.status in (S.SENT, S.CONFIRMED):
-        text = f"filed as {item.resource_type}/{item.server_id}"
+        if item.is_update:
+            element = next((k for k in item.resource if k != "resourceType"), "element")
+            text = f"{element} added to {item.resource_type}/{item.server_id}"
+        else:
+            text = f"filed as {item.resource_type}/{item.server_id}"
         if item.dropped:
             text += f"; the EHR did not keep: {', '.join(item.dropped)}"
         return text
@@ -255,6 +319,8 @@ def _describe(item: OutboxItem) -> str:
         return f"saved, {NEEDS_LAUNCH_MESSAGE}"
     if item.next_attempt_at is None:
         return "saved, waits for the resources it refers to"
+    if item.is_update:
+        return f"saved, will be added to the {item.resource_type} once it is filed and the EHR answers"
     return "saved, will be filed when the EHR answers"
 
 
@@ -291,14 +357,11 @@ def submission_status(session: Session, submission_id: str) -> SubmissionStatus:
             else "saved, will be filed when the EHR answers"
         )
     elif len(held) == len(rows):
-        state = "held"
-        types = ", ".join(sorted({r.resource_type for r in held}))
-        message = f"kept in ITB Dose Check (this EHR cannot store {types})"
+        state, message = "held", _kept(held)
     else:
         state, message = "filed", "filed"
         if held:
-            types = ", ".join(sorted({r.resource_type for r in held}))
-            message += f"; kept in ITB Dose Check (this EHR cannot store {types})"
+            message += f"; {_kept(held)}"
     return SubmissionStatus(submission_id, state, message, items)
 
 

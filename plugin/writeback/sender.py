@@ -8,6 +8,11 @@ The write strategy is decided when a row is sent, from the CapabilityStatement t
 submission queued while the EHR could not say what it stores has every row pending, and a row whose type
 the EHR cannot create is held in the app database at its first send (the rows referring to it go without
 that reference), exactly as if the statement had been known when it was queued.
+
+An update row (``docs/verification.md``) waits until its target row has a server id, then reads the
+resource, stops if the element it appends is already there (an earlier attempt whose answer was lost),
+else PUTs the resource with the element appended and ``If-Match`` of the version read; a 409/412 reads
+again. It is held when its target is held or the EHR cannot update the type.
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ import requests
 from sqlalchemy import select, update
 
 from plugin.db import Database
-from plugin.writeback.capability import can_create, supports_conditional_create
+from plugin.writeback.capability import can_create, can_update, supports_conditional_create
 from plugin.writeback.errors import WriteBackInputError
 from plugin.writeback.leases import arm_dependents, claim, due_ids, finish, resolved_payload
 from plugin.writeback.models import OutboxItem, OutboxStatus
 from plugin.writeback.outbox import NEEDS_LAUNCH_MESSAGE, _strip_references, is_about_patient, placeholder_ids
 from plugin.writeback.readback import dropped_paths
 from plugin.writeback.resources import validate_resource, write_id_of, write_key
+from plugin.writeback.update import dropped_on_update, find_appended, payload_of, with_appended
 from smart_launch.fhir_client import FhirAuthError, FhirClient, FhirConflict, FhirError
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,8 @@ S = OutboxStatus
 ClientFactory = Callable[[OutboxItem], FhirClient]
 NEEDS_LAUNCH_RECHECK = timedelta(minutes=15)  # an offline_access refresh may still work later
 MAX_BACKOFF = timedelta(hours=1)
+# An update re-reads and PUTs again this often when another writer changed the resource in between.
+MAX_VERSION_CONFLICTS = 3
 
 
 @dataclass(slots=True)
@@ -138,100 +146,36 @@ def _process(
     db: Database, item: OutboxItem, client: FhirClient, *, owner: str, now: datetime, report: RunReport
 ) -> None:
     """Send (or read back) one claimed row and record the outcome."""
-    attempts = item.attempts
     try:
-        if item.status == S.PENDING:
-            capabilities = _known_capabilities(client)
-            if capabilities is not None and not can_create(capabilities, item.resource_type):
-                _hold(db, item, owner=owner, now=now, report=report)
-                return
         if item.status != S.SENT:
-            attempts += 1
-            item.attempts = attempts
-            resource = resolved_payload(db, item)
-            if resource is None and _without_held_references(db, item, owner=owner, now=now, report=report):
+            send = _send_update_row if item.is_update else _send_create_row
+            if not send(db, item, client, owner=owner, now=now, report=report):
                 return
-            if resource is None:
-                # A row it refers to is not filed yet. Look again soon rather than only when that row
-                # arms it: another runner may file it while we hold this lease, and its wake-up would
-                # then find this row still due and move on (a lost wake-up left rows stuck for good).
-                finish(
-                    db,
-                    item,
-                    owner=owner,
-                    now=now,
-                    status=S.PENDING.value,
-                    next_attempt_at=now + DEPENDENCY_RECHECK,
-                )
-                return
-            if not is_about_patient(resource, item.patient_id, item.iss):
-                finish(
-                    db,
-                    item,
-                    owner=owner,
-                    now=now,
-                    status=S.FAILED.value,
-                    next_attempt_at=None,
-                    last_error="not sent: the resource is about another patient than its launch",
-                )
-                report.failed += 1
-                return
-            resource = validate_resource(resource)
-            finish(
-                db,
-                item,
-                owner=owner,
-                now=now,
-                keep_lease=True,
-                status=S.SENDING.value,
-                attempts=attempts,
-            )
-            item.server_id = _send(client, item, resource)
-            finish(
-                db,
-                item,
-                owner=owner,
-                now=now,
-                status=S.SENT.value,
-                server_id=item.server_id,
-                keep_lease=True,
-                needs_launch=False,
-                last_error=None,
-            )
-            report.sent += 1
-            item.status, item.payload = S.SENT.value, json.dumps(resource)
-        returned = client.read(item.resource_type, str(item.server_id))
-        dropped = dropped_paths(resolved_payload(db, item) or item.resource, returned)
-        finish(
-            db,
-            item,
-            owner=owner,
-            now=now,
-            status=S.CONFIRMED.value,
-            next_attempt_at=None,
-            dropped_fields=json.dumps(dropped),
-            last_error=None,
-        )
-        report.confirmed += 1
-        log.info(
-            "outbox item %s (%s) confirmed, %d field(s) dropped", item.id, item.resource_type, len(dropped)
-        )
+        _read_back(db, item, client, owner=owner, now=now, report=report)
     except FhirAuthError as exc:
         if exc.status == 401:  # FhirClient already tried its one refresh: wait for a new launch
             # Not an attempt the EHR refused: give back the one counted for this send, if any.
-            uncounted = attempts - 1 if item.status != S.SENT else attempts
+            uncounted = item.attempts - 1 if item.status != S.SENT else item.attempts
             _wait_for_launch(db, item, owner=owner, now=now, attempts=uncounted)
             report.waiting_for_launch += 1
         else:
             _fail_or_park(db, item, exc.safe_message, owner=owner, now=now, report=report)
     except FhirError as exc:
         if exc.retryable:
-            _retry_later(db, item, exc.safe_message, owner=owner, now=now, attempts=attempts, report=report)
+            _retry_later(
+                db, item, exc.safe_message, owner=owner, now=now, attempts=item.attempts, report=report
+            )
         else:
             _fail_or_park(db, item, exc.safe_message, owner=owner, now=now, report=report)
     except (_Retry, requests.RequestException) as exc:
         _retry_later(
-            db, item, str(exc) or type(exc).__name__, owner=owner, now=now, attempts=attempts, report=report
+            db,
+            item,
+            str(exc) or type(exc).__name__,
+            owner=owner,
+            now=now,
+            attempts=item.attempts,
+            report=report,
         )
     except WriteBackInputError as exc:
         finish(
@@ -244,6 +188,147 @@ def _process(
             last_error=_one_line(f"not sent: {exc}"),
         )
         report.failed += 1
+
+
+def _send_create_row(
+    db: Database, item: OutboxItem, client: FhirClient, *, owner: str, now: datetime, report: RunReport
+) -> bool:
+    """Create a row's resource (or find it stored by an earlier attempt); True when it is now sent."""
+    if item.status == S.PENDING:
+        capabilities = _known_capabilities(client)
+        if capabilities is not None and not can_create(capabilities, item.resource_type):
+            _hold(db, item, owner=owner, now=now, report=report)
+            return False
+    item.attempts += 1
+    resource = resolved_payload(db, item)
+    if resource is None and _without_held_references(db, item, owner=owner, now=now, report=report):
+        return False
+    if resource is None:
+        # A row it refers to is not filed yet. Look again soon rather than only when that row
+        # arms it: another runner may file it while we hold this lease, and its wake-up would
+        # then find this row still due and move on (a lost wake-up left rows stuck for good).
+        finish(
+            db, item, owner=owner, now=now, status=S.PENDING.value, next_attempt_at=now + DEPENDENCY_RECHECK
+        )
+        return False
+    if not is_about_patient(resource, item.patient_id, item.iss):
+        finish(
+            db,
+            item,
+            owner=owner,
+            now=now,
+            status=S.FAILED.value,
+            next_attempt_at=None,
+            last_error="not sent: the resource is about another patient than its launch",
+        )
+        report.failed += 1
+        return False
+    resource = validate_resource(resource)
+    finish(db, item, owner=owner, now=now, keep_lease=True, status=S.SENDING.value, attempts=item.attempts)
+    item.server_id = _send(client, item, resource)
+    _mark_sent(db, item, owner=owner, now=now, report=report)
+    item.payload = json.dumps(resource)
+    return True
+
+
+def _send_update_row(
+    db: Database, item: OutboxItem, client: FhirClient, *, owner: str, now: datetime, report: RunReport
+) -> bool:
+    """Append an update row's element to its target once the target is filed; True when it is now sent.
+
+    A target kept in the app (held), or an EHR that cannot update the type, holds the update too."""
+    with db.session() as session:
+        target = session.get(OutboxItem, item.target_id) if item.target_id else None
+    if target is None:
+        raise WriteBackInputError("the resource to update is not in the outbox")
+    if target.status == S.HELD:  # the EHR never got the resource: the change stays in the app with it
+        _hold(db, item, owner=owner, now=now, report=report)
+        return False
+    if target.status not in (S.SENT, S.CONFIRMED) or not target.server_id:
+        # Not filed yet: filing it arms this row; look again soon anyway (see _send_create_row).
+        finish(
+            db, item, owner=owner, now=now, status=S.PENDING.value, next_attempt_at=now + DEPENDENCY_RECHECK
+        )
+        return False
+    capabilities = _known_capabilities(client)
+    if capabilities is not None and not can_update(capabilities, item.resource_type):
+        _hold(db, item, owner=owner, now=now, report=report)
+        return False
+    element, value = payload_of(item.resource)
+    item.attempts += 1
+    finish(db, item, owner=owner, now=now, keep_lease=True, status=S.SENDING.value, attempts=item.attempts)
+    _append(client, item, target.server_id, element, value)
+    item.server_id = target.server_id
+    _mark_sent(db, item, owner=owner, now=now, report=report)
+    return True
+
+
+def _append(
+    client: FhirClient, item: OutboxItem, server_id: str, element: str, value: dict[str, Any]
+) -> None:
+    """Read the resource; unless it already carries ``value`` (an earlier attempt whose answer was lost),
+    PUT it back with ``value`` appended, If-Match the version read; a version conflict reads again."""
+    for _ in range(MAX_VERSION_CONFLICTS):
+        current = client.read(item.resource_type, server_id)
+        if not is_about_patient(current, item.patient_id, item.iss):
+            raise WriteBackInputError(f"the {item.resource_type} to update is about another patient")
+        if find_appended(current, element, value) is not None:
+            return
+        version = (current.get("meta") or {}).get("versionId")
+        updated = with_appended(
+            {**current, "resourceType": item.resource_type, "id": server_id}, element, value
+        )
+        try:
+            # Without a versionId the server offers no optimistic locking: a plain PUT is all there is.
+            client.update(updated, if_match=f'W/"{version}"' if version else None)
+        except FhirConflict:
+            log.info(
+                "outbox item %s: %s changed since it was read; reading again", item.id, item.resource_type
+            )
+            continue
+        return
+    raise _Retry(f"the {item.resource_type} kept changing in the EHR while it was being updated")
+
+
+def _mark_sent(db: Database, item: OutboxItem, *, owner: str, now: datetime, report: RunReport) -> None:
+    """Record that the EHR stored the row (``item.server_id``); the read-back follows under the lease."""
+    finish(
+        db,
+        item,
+        owner=owner,
+        now=now,
+        status=S.SENT.value,
+        server_id=item.server_id,
+        keep_lease=True,
+        needs_launch=False,
+        last_error=None,
+    )
+    report.sent += 1
+    item.status = S.SENT.value
+
+
+def _read_back(
+    db: Database, item: OutboxItem, client: FhirClient, *, owner: str, now: datetime, report: RunReport
+) -> None:
+    """Read a sent row's resource back, record what the EHR did not keep, and confirm the row."""
+    returned = client.read(item.resource_type, str(item.server_id))
+    if item.is_update:
+        element, value = payload_of(item.resource)
+        dropped = dropped_on_update(element, value, returned)
+    else:
+        dropped = dropped_paths(resolved_payload(db, item) or item.resource, returned)
+    finish(
+        db,
+        item,
+        owner=owner,
+        now=now,
+        status=S.CONFIRMED.value,
+        next_attempt_at=None,
+        dropped_fields=json.dumps(dropped),
+        last_error=None,
+    )
+    report.confirmed += 1
+    log.info("outbox item %s (%s) confirmed, %d field(s) dropped", item.id, item.resource_type, len(dropped))
 
 
 def _hold(db: Database, item: OutboxItem, *, owner: str, now: datetime, report: RunReport) -> None:
@@ -266,7 +351,12 @@ def _hold(db: Database, item: OutboxItem, *, owner: str, now: datetime, report: 
         if getattr(held, "rowcount", 0) == 1:
             arm_dependents(session, item, now)
             report.held += 1
-            log.info("outbox item %s kept in the app: the EHR cannot store %s", item.id, item.resource_type)
+            log.info(
+                "outbox item %s kept in the app: the EHR cannot %s %s",
+                item.id,
+                "update" if item.is_update else "store",
+                item.resource_type,
+            )
 
 
 def _without_held_references(

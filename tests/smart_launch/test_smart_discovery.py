@@ -123,6 +123,23 @@ def test_v2_scopes_for_an_ehr_launch() -> None:
     )
 
 
+def test_a_type_the_client_updates_gets_u_in_cruds_order_in_v2_and_write_in_v1() -> None:
+    updates = ["DetectedIssue"]
+    v2 = build_scopes(
+        ["DetectedIssue"],
+        ["DetectedIssue", "Provenance"],
+        style="v2",
+        launch=True,
+        standalone=False,
+        resource_updates=updates,
+    )
+    assert v2.split()[-2:] == ["patient/DetectedIssue.crus", "patient/Provenance.c"]
+    v1 = build_scopes(
+        ["DetectedIssue"], [], style="v1", launch=True, standalone=False, resource_updates=updates
+    )
+    assert v1.split()[-2:] == ["patient/DetectedIssue.read", "patient/DetectedIssue.write"]
+
+
 def test_v1_scopes_for_a_standalone_launch_without_identity() -> None:
     scope = build_scopes(
         ["Patient"],

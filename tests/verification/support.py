@@ -108,9 +108,12 @@ def make_change(
     iss: str = SANDBOX_ISS,
     findings: list[dict[str, Any]] | None = None,
     note_server_id: str | None = "note-1",
+    outbox_submission_id: str | None = None,
 ) -> DoseChangeRecord:
-    """Store a dose change with its clinician-note outbox rows (DocumentReference, one DetectedIssue)."""
+    """Store a dose change with its clinician-note outbox rows (DocumentReference, one DetectedIssue), or
+    for a clinician's submission already queued (``outbox_submission_id``, no rows added)."""
     change_id, submission_id, note_id, issue_id = (str(uuid.uuid4()) for _ in range(4))
+    submission_id = outbox_submission_id or submission_id
     result = check_json(verdict, patient_id, findings)
     record = DoseChangeRecord(
         id=change_id,
@@ -137,7 +140,7 @@ def make_change(
     with db.session() as session:
         session.add(record)
         session.add(DoseChangeInputs(dose_change_id=change_id, chart_summary_json=json.dumps(SUMMARY)))
-        for seq, (kind, write_id, server_id, body) in enumerate(rows):
+        for seq, (kind, write_id, server_id, body) in enumerate([] if outbox_submission_id else rows):
             payload = {
                 "resourceType": kind,
                 "identifier": [{"system": WRITE_IDENTIFIER_SYSTEM, "value": write_id}],

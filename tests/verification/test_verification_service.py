@@ -153,7 +153,9 @@ def test_verify_moves_the_change_and_queues_a_note_appending_the_clinicians_with
             .where(OutboxItem.submission_id == done.outbox_submission_id)
             .order_by(OutboxItem.seq)
         ).all()
-    document, provenance = (r.resource for r in rows)
+    document, provenance = (r.resource for r in rows[:2])
+    [update] = rows[2:]  # the mitigation for the clinician's DetectedIssue; CAPS cannot update one: held
+    assert (update.operation, update.resource_type, update.status) == ("update", "DetectedIssue", "held")
     assert document["relatesTo"][0]["code"] == "appends"
     assert document["relatesTo"][0]["target"]["reference"] == "DocumentReference/note-1"
     assert document["subject"]["reference"] == "Patient/p1"

@@ -103,6 +103,8 @@ def capability_statement(types: dict[str, dict[str, Any]]) -> dict[str, Any]:
         interactions = [{"code": "read"}, {"code": "search-type"}]
         if spec.get("create", True):
             interactions.append({"code": "create"})
+        if spec.get("update", False):
+            interactions.append({"code": "update"})
         entry: dict[str, Any] = {"type": type_name, "interaction": interactions}
         if "conditionalCreate" in spec:
             entry["conditionalCreate"] = spec["conditionalCreate"]
@@ -135,11 +137,14 @@ Handler = Callable[[Any], tuple[int, dict[str, str], str]]
 
 
 class FakeEhr:
-    """A tiny FHIR server on ``responses``: create (optionally conditional), read, search by identifier/_tag.
+    """A tiny FHIR server on ``responses``: create (optionally conditional), read, update (If-Match),
+    search by identifier/_tag.
 
     ``post_faults`` is a queue of things to do to the next POSTs: ``"store-then-timeout"`` stores the
     resource and then raises a read timeout; ``(status, outcome)`` answers an error without storing.
-    ``drop`` lists top-level elements the server forgets (like Oracle Health's unsupported fields).
+    ``put_faults`` does the same to the next PUTs, and ``"concurrent-change"`` lets another writer add a
+    mitigation (a new version) just before the PUT is handled. ``drop`` lists top-level elements the
+    server forgets (like Oracle Health's unsupported fields).
     """
 
     def __init__(self, rsps: responses.RequestsMock, capabilities: dict[str, Any], base: str = BASE) -> None:
@@ -152,7 +157,12 @@ class FakeEhr:
         self.drop: dict[str, list[str]] = {}
         self.honour_conditional = True
         self.expected_token: str | None = None
+        self.puts: list[dict[str, Any]] = []
+        self.put_faults: list[Any] = []
         path = re.escape(base)
+        rsps.add_callback(
+            responses.PUT, re.compile(path + r"/([A-Za-z]+)/([A-Za-z0-9.-]+)$"), callback=self._update
+        )
         rsps.add_callback(responses.GET, re.compile(path + r"/metadata$"), callback=self._metadata)
         rsps.add_callback(responses.POST, re.compile(path + r"/([A-Za-z]+)$"), callback=self._create)
         rsps.add_callback(
@@ -218,6 +228,43 @@ class FakeEhr:
         if fault == "store-then-timeout":
             raise requests.exceptions.ReadTimeout("read timed out")
         return 201, {"Location": f"{self.base}/{resource_type}/{server_id}/_history/1"}, json.dumps(stored)
+
+    def _update(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """Store a PUT resource as a new version when If-Match names the current one (else 412)."""
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        resource_type, resource_id = urlsplit(request.url).path.split("/")[-2:]
+        body = json.loads(request.body)
+        self.puts.append(body)
+        fault = self.put_faults.pop(0) if self.put_faults else None
+        if isinstance(fault, tuple):
+            return fault[0], {}, json.dumps(fault[1])
+        current = self.store.get((resource_type, resource_id))
+        if current is None:
+            return 404, {}, json.dumps(outcome("not found", "not-found"))
+        if fault == "concurrent-change":
+            current = self._new_version(
+                {
+                    **current,
+                    "mitigation": [*current.get("mitigation", []), {"action": {"text": "Other system"}}],
+                }
+            )
+        version = current["meta"]["versionId"]
+        if_match = request.headers.get("If-Match")
+        if if_match is not None and if_match != f'W/"{version}"':
+            return 412, {}, json.dumps(outcome(f"version {version} is current", "conflict"))
+        stored = self._new_version({**body, "id": resource_id, "meta": current["meta"]})
+        if fault == "store-then-timeout":
+            raise requests.exceptions.ReadTimeout("read timed out")
+        return 200, {"ETag": f'W/"{stored["meta"]["versionId"]}"'}, json.dumps(stored)
+
+    def _new_version(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """Store ``resource`` as the next version of itself and return it."""
+        version = int(resource["meta"]["versionId"]) + 1
+        stored = {**resource, "meta": {**resource["meta"], "versionId": str(version)}}
+        self.store[(stored["resourceType"], stored["id"])] = stored
+        return stored
 
     def _read(self, request: Any) -> tuple[int, dict[str, str], str]:
         """Return one stored resource."""
