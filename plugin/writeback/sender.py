@@ -178,16 +178,15 @@ def _process(
             report=report,
         )
     except WriteBackInputError as exc:
-        finish(
-            db,
-            item,
-            owner=owner,
-            now=now,
-            status=S.FAILED.value,
-            next_attempt_at=None,
-            last_error=_one_line(f"not sent: {exc}"),
-        )
-        report.failed += 1
+        _fail(db, item, _one_line(f"not sent: {exc}"), owner=owner, now=now, report=report)
+
+
+def _fail(
+    db: Database, item: OutboxItem, message: str, *, owner: str, now: datetime, report: RunReport
+) -> None:
+    """Give a row up for good with a one-line reason (it will not be retried)."""
+    finish(db, item, owner=owner, now=now, status=S.FAILED.value, next_attempt_at=None, last_error=message)
+    report.failed += 1
 
 
 def _send_create_row(
@@ -212,16 +211,14 @@ def _send_create_row(
         )
         return False
     if not is_about_patient(resource, item.patient_id, item.iss):
-        finish(
+        _fail(
             db,
             item,
+            "not sent: the resource is about another patient than its launch",
             owner=owner,
             now=now,
-            status=S.FAILED.value,
-            next_attempt_at=None,
-            last_error="not sent: the resource is about another patient than its launch",
+            report=report,
         )
-        report.failed += 1
         return False
     resource = validate_resource(resource)
     finish(db, item, owner=owner, now=now, keep_lease=True, status=S.SENDING.value, attempts=item.attempts)
@@ -450,16 +447,7 @@ def _fail_or_park(
             last_error=_one_line(f"stored, but could not be read back: {reason}"),
         )
         return
-    finish(
-        db,
-        item,
-        owner=owner,
-        now=now,
-        status=S.FAILED.value,
-        next_attempt_at=None,
-        last_error=_one_line(reason),
-    )
-    report.failed += 1
+    _fail(db, item, _one_line(reason), owner=owner, now=now, report=report)
     log.warning("outbox item %s (%s) refused by the EHR", item.id, item.resource_type)
 
 
