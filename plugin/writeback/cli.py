@@ -10,11 +10,11 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from plugin.db import get_db, utcnow
+from plugin.db import get_db
 from plugin.writeback.export import submission_bundle
 from plugin.writeback.models import OutboxItem, OutboxStatus
-from plugin.writeback.runner import runner_owner
-from plugin.writeback.sender import ClientFactory, run_once
+from plugin.writeback.runner import run_round, runner_owner
+from plugin.writeback.sender import ClientFactory
 
 # AppGroup: every subcommand runs inside the app context (get_db, current_app).
 outbox_cli = AppGroup("outbox", help="File dose-change notes waiting in the outbox.")
@@ -31,10 +31,10 @@ def run_command(once: bool, interval: float, limit: int) -> None:
     owner = runner_owner()
     try:
         while True:
-            report = run_once(db, factory, now=utcnow(), owner=owner, limit=limit)
+            report = run_round(db, factory, owner=owner, limit=limit)
             click.echo(
                 f"claimed {report.claimed}, sent {report.sent}, confirmed {report.confirmed}, "
-                f"retry later {report.retry_later}, failed {report.failed}, "
+                f"retry later {report.retry_later}, failed {report.failed}, held {report.held}, "
                 f"waiting for launch {report.waiting_for_launch}"
             )
             if once:

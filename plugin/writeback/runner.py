@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import uuid
+from datetime import datetime
 
 from plugin.db import Database, utcnow
 from plugin.writeback.sender import ClientFactory, RunReport, run_once
@@ -17,6 +18,21 @@ log = logging.getLogger(__name__)
 def runner_owner() -> str:
     """Return a lease owner name unique to this process and runner."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def run_round(
+    db: Database, client_factory: ClientFactory, *, owner: str, limit: int = 20, now: datetime | None = None
+) -> RunReport:
+    """Run one background round: send due rows, then audit the submissions the round settled.
+
+    The clinician's request audits its own first attempt (plugin.web.notes); what a runner files later
+    is audited here, once per submission.
+    """
+    from plugin.audit.writeback_outcomes import audit_settled  # the audit layer reads the change tables
+
+    report = run_once(db, client_factory, now=now or utcnow(), owner=owner, limit=limit)
+    audit_settled(db, report.touched, now or utcnow())
+    return report
 
 
 class OutboxRunner(threading.Thread):
@@ -43,11 +59,10 @@ class OutboxRunner(threading.Thread):
 
     def run(self) -> None:
         """Run until stopped; an error in one round is logged and the next round tries again."""
+
         while not self.stop_event.is_set():
             try:
-                self.last_report = run_once(
-                    self.db, self.client_factory, now=utcnow(), owner=self.owner, limit=self.limit
-                )
+                self.last_report = run_round(self.db, self.client_factory, owner=self.owner, limit=self.limit)
             except Exception as exc:  # the rows stay in the database; never let the thread die
                 # Only the type: database errors can quote statement parameters (the note itself).
                 log.error("outbox round failed: %s", type(exc).__name__)

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +63,9 @@ class RunReport:
     failed: int = 0
     waiting_for_launch: int = 0
     held: int = 0  # kept in the app database: the EHR says it cannot store the type
+    # Submissions with a row this run brought to an end (confirmed, failed or held): the callers that
+    # run in the background audit the ones now settled (plugin.audit.writeback_outcomes).
+    touched: set[str] = field(default_factory=set)
 
 
 class _Retry(Exception):
@@ -187,6 +190,7 @@ def _fail(
     """Give a row up for good with a one-line reason (it will not be retried)."""
     finish(db, item, owner=owner, now=now, status=S.FAILED.value, next_attempt_at=None, last_error=message)
     report.failed += 1
+    report.touched.add(item.submission_id)
 
 
 def _send_create_row(
@@ -325,6 +329,7 @@ def _read_back(
         last_error=None,
     )
     report.confirmed += 1
+    report.touched.add(item.submission_id)
     log.info("outbox item %s (%s) confirmed, %d field(s) dropped", item.id, item.resource_type, len(dropped))
 
 
@@ -348,6 +353,7 @@ def _hold(db: Database, item: OutboxItem, *, owner: str, now: datetime, report: 
         if getattr(held, "rowcount", 0) == 1:
             arm_dependents(session, item, now)
             report.held += 1
+            report.touched.add(item.submission_id)
             log.info(
                 "outbox item %s kept in the app: the EHR cannot %s %s",
                 item.id,

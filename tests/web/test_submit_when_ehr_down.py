@@ -23,6 +23,7 @@ import requests
 import responses
 from sqlalchemy import select
 
+from plugin.audit.models import AuditRecord
 from plugin.clinician import charts
 from plugin.clinician.models import DoseChangeRecord
 from plugin.db import Base, Database, utcnow
@@ -30,6 +31,7 @@ from plugin.web import notes
 from plugin.writeback.models import OutboxItem
 from plugin.writeback.outbox import submission_status
 from plugin.writeback.resources import write_id_of
+from plugin.writeback.runner import run_round
 from plugin.writeback.sender import run_once
 from smart_launch import fhir_client
 from smart_launch.fhir_client import FhirClient
@@ -173,7 +175,8 @@ def run_outbox_until_settled(live: Live, submission_id: str) -> str:
     """Run the outbox as its runner would (past any backoff) until the submission settles."""
     factory = live.app.extensions["itb.client_factory"]
     for round_number in range(1, 6):
-        run_once(db_of(live), factory, now=utcnow() + timedelta(hours=round_number), owner="runner")
+        # The background runner's round: send, then audit what settled (plugin.writeback.runner).
+        run_round(db_of(live), factory, now=utcnow() + timedelta(hours=round_number), owner="runner")
         with db_of(live).session() as session:
             state = submission_status(session, submission_id).state
         if state != "pending":
@@ -223,6 +226,15 @@ def test_a_submit_while_the_ehr_is_down_is_queued_and_filed_once_when_it_is_back
     assert again == "filed" and len(notes_in_ehr(live, rows[0].id)) == 1
     page = previewed.browser.get(f"{previewed.base}/changes/{record.id}", timeout=30)
     assert filing_status(page.text)[0] == "filed"
+    # The request audited "queued"; the runner's later filing is audited too, once, by the outbox.
+    with db_of(live).session() as session:
+        trail = [
+            (r.action, r.actor)
+            for r in session.query(AuditRecord).order_by(AuditRecord.seq)
+            if f"DoseChange/{record.id}" in r.related
+        ]
+    assert ("writeback.queued", "Practitioner/clinician-1") in trail
+    assert trail.count(("writeback.filed", "system:outbox")) == 1, trail
 
 
 def test_submitting_the_same_preview_twice_while_the_ehr_is_down_files_one_dose_change(
