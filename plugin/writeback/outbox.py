@@ -61,15 +61,15 @@ def is_about_patient(resource: Mapping[str, Any], patient_id: str, iss: str) -> 
     return reference is None or relative_reference(reference, iss) == f"Patient/{patient_id}"
 
 
-def _strip_references(value: Any, write_ids: Collection[str]) -> Any:
+def strip_references(value: Any, write_ids: Collection[str]) -> Any:
     """Return a copy without list entries that refer to the given placeholders."""
     targets = {PLACEHOLDER_PREFIX + i for i in write_ids}
     if isinstance(value, Mapping):
-        out = {k: _strip_references(v, write_ids) for k, v in value.items()}
+        out = {k: strip_references(v, write_ids) for k, v in value.items()}
         return {k: v for k, v in out.items() if v != []}
     if isinstance(value, list):
         kept = [v for v in value if not (isinstance(v, Mapping) and v.get("reference") in targets)]
-        return [_strip_references(v, write_ids) for v in kept]
+        return [strip_references(v, write_ids) for v in kept]
     return value
 
 
@@ -135,7 +135,7 @@ def enqueue_submission(
                 continue
             # The EHR never sees a held resource, so a reference to it could not resolve there: drop it.
             try:
-                payloads[write_id] = validate_resource(_strip_references(payloads[write_id], held))
+                payloads[write_id] = validate_resource(strip_references(payloads[write_id], held))
             except WriteBackInputError:
                 held.add(write_id)
                 changed = True

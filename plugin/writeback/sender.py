@@ -33,7 +33,7 @@ from plugin.writeback.capability import can_create, can_update, supports_conditi
 from plugin.writeback.errors import WriteBackInputError
 from plugin.writeback.leases import arm_dependents, claim, due_ids, finish, resolved_payload
 from plugin.writeback.models import OutboxItem, OutboxStatus
-from plugin.writeback.outbox import NEEDS_LAUNCH_MESSAGE, _strip_references, is_about_patient, placeholder_ids
+from plugin.writeback.outbox import NEEDS_LAUNCH_MESSAGE, is_about_patient, placeholder_ids, strip_references
 from plugin.writeback.readback import dropped_paths
 from plugin.writeback.resources import validate_resource, write_id_of, write_key
 from plugin.writeback.update import dropped_on_update, find_appended, payload_of, with_appended
@@ -378,7 +378,7 @@ def _without_held_references(
     if not held:
         return False
     try:
-        resource = _strip_references(item.resource, held)
+        resource = strip_references(item.resource, held)
         if set(placeholder_ids(resource)) & held:
             raise WriteBackInputError("a reference to a held resource cannot be dropped")
         resource = validate_resource(resource)
