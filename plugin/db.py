@@ -6,10 +6,19 @@ and all derive from ``Base``; Alembic migrations in ``plugin/migrations`` create
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: threads of one process are still serialised
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -70,6 +79,63 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+class HostWriteLock:
+    """A lock held by one thread of one process on the host at a time: a mutex, then flock(2) on a file.
+
+    SQLite lets one writer in at a time and makes the others sleep and retry (sleeps of 1 to 100 ms,
+    whatever moment the lock frees). Under concurrent writes from two gunicorn workers those sleeps,
+    not the work, set the latency. Writers that queue here first wake as soon as the lock is released
+    and leave SQLite only writers that do not take this lock to arbitrate. flock belongs to an open
+    file, so a forked child gets a fresh mutex and opens the file again (``_after_fork``).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+        _HOST_LOCKS.add(self)
+
+    def __enter__(self) -> HostWriteLock:
+        """Take the process's mutex, then the host-wide file lock."""
+        self._mutex.acquire()
+        try:
+            if fcntl is not None:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._mutex.release()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Release the file lock, then the mutex."""
+        try:
+            if fcntl is not None and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's mutex state and its open file (never unlock it)."""
+        self._mutex = threading.Lock()
+        if self._fd is not None:
+            os.close(self._fd)  # the parent's lock, if held, stays: the parent still has the file open
+            self._fd = None
+
+
+_HOST_LOCKS: weakref.WeakSet[HostWriteLock] = weakref.WeakSet()
+
+
+def _reset_host_locks_after_fork() -> None:
+    """Give every host write lock of a freshly forked child its own mutex and file."""
+    for lock in list(_HOST_LOCKS):
+        lock._after_fork()  # noqa: SLF001 - the module's own at-fork hook
+
+
+os.register_at_fork(after_in_child=_reset_host_locks_after_fork)
+
+
 class Database:
     """One engine and session factory for the app; ``session()`` is a unit of work."""
 
@@ -77,6 +143,14 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = _write_lock_for(self.engine)
+
+    def write_lock(self) -> AbstractContextManager[Any]:
+        """Return the lock that hot writers take before a write transaction (none for PostgreSQL).
+
+        Only an optimisation of queueing: SQLite's own locking keeps writes correct without it.
+        """
+        return self._write_lock if self._write_lock is not None else nullcontext()
 
     @property
     def is_postgres(self) -> bool:
@@ -99,6 +173,16 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _write_lock_for(engine: Engine) -> HostWriteLock | threading.Lock | None:
+    """Return a host-wide lock for a SQLite file, a process lock for in-memory SQLite, else None."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+        return threading.Lock()
+    return HostWriteLock(Path(f"{url.database}.writelock"))
 
 
 def rows_changed(result: Any) -> int:

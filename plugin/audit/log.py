@@ -21,7 +21,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -143,10 +143,12 @@ def _refuse_secrets(value: Any, path: str) -> None:
         raise ValueError(f"{path}: looks like a token; credentials never go in the audit log")
 
 
+# Built once: every audited request runs both, and building a statement costs more than executing it.
+_CHAIN_TAIL = select(AUDIT_TABLE.c.seq, AUDIT_TABLE.c.hash).order_by(AUDIT_TABLE.c.seq.desc()).limit(1)
+_INSERT_RECORDS = insert(AUDIT_TABLE)
+
 _writer_engines: weakref.WeakKeyDictionary[Database, Engine] = weakref.WeakKeyDictionary()
 _writer_engines_lock = threading.Lock()
-# In-memory SQLite cannot be opened twice, so there the chain is serialised by a process lock instead.
-_memory_chain_lock = threading.Lock()
 
 
 def _is_memory_sqlite(db: Database) -> bool:
@@ -187,7 +189,9 @@ def _begin_immediate(connection: Connection) -> None:
 def chain_transaction(db: Database) -> Iterator[Connection]:
     """Yield a connection in a transaction that holds the chain lock; commit on success."""
     engine = _writer_engine(db)
-    with _memory_chain_lock if _is_memory_sqlite(db) else nullcontext(), engine.begin() as connection:
+    # SQLite: the host-wide write lock first, so that concurrent writers queue instead of sleeping in
+    # SQLite's busy handler (and in-memory SQLite, which cannot be opened twice, is serialised at all).
+    with db.write_lock(), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(CAST(:key AS bigint))"), {"key": CHAIN_LOCK_KEY}
@@ -207,8 +211,7 @@ def append_entries(
     if recorded_at.tzinfo is None:
         raise ValueError("audit records need an aware datetime")
     recorded_at = recorded_at.astimezone(UTC)
-    table = AUDIT_TABLE
-    last = connection.execute(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).first()
+    last = connection.execute(_CHAIN_TAIL).first()
     seq, prev_hash = (0, GENESIS_HASH) if last is None else (int(last.seq), str(last.hash))
     rows: list[dict[str, Any]] = []
     for entry in entries:
@@ -236,7 +239,7 @@ def append_entries(
         values["hash"] = prev_hash = compute_hash(values)
         rows.append(values)
     if rows:
-        connection.execute(insert(table), rows)
+        connection.execute(_INSERT_RECORDS, rows)
     return rows
 
 
