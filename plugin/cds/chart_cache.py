@@ -6,9 +6,9 @@ not change between them). Reading ~200 Observations into a Chart is the largest 
 chart built from byte-identical prefetch JSON for the same patient is reused for a short while.
 
 What keeps it safe:
-- The key is a SHA-256 digest of the prefetch as sent (orjson keeps the parsed key order, so identical
-  request text gives identical bytes) and the patient id: any changed resource, added Observation or
-  reordered JSON is a miss and a fresh read.
+- The key is a SHA-256 digest of the prefetch's JSON text exactly as sent (the request's top level is
+  decoded without parsing it, ``plugin.cds.service.decode_request``) and the patient id: any changed
+  resource, added Observation, reordered key or even changed whitespace is a miss and a fresh read.
 - Only a prefetch that satisfied every template is cached. A call that needed ``fhirServer`` (whose
   answer may change between calls) or left gaps is never cached, so a cached chart never hides a fetch.
 - The rules always run with the call's own ``now``; only the chart's reading of the record (which
@@ -23,10 +23,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Any
-
-import orjson
+from collections.abc import Callable
 
 from plugin.domain.chart import Chart
 
@@ -53,14 +50,14 @@ class ChartCache:
         """Say whether the cache keeps anything at all."""
         return self.ttl_seconds > 0 and self.max_entries > 0
 
-    def key(self, prefetch: Mapping[str, Any], patient_id: str) -> bytes | None:
-        """Return the cache key of a prefetch for a patient, or None when the cache is off."""
+    def key(self, prefetch_json: bytes, patient_id: str) -> bytes | None:
+        """Return the cache key of a prefetch's JSON text for a patient, or None when the cache is off."""
         if not self.enabled:
             return None
         digest = hashlib.sha256()
         digest.update(patient_id.encode())
         digest.update(b"\x00")
-        digest.update(orjson.dumps(prefetch))
+        digest.update(prefetch_json)
         return digest.digest()
 
     def get(self, key: bytes | None) -> tuple[Chart, tuple[str, ...]] | None:

@@ -6,11 +6,12 @@ read exactly as the same MedicationRequest would be read from the chart: one par
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from plugin.domain.chart import Chart
 from plugin.domain.codes import CodeSets
@@ -95,7 +96,8 @@ def scaled_order(
     if current is None or current <= 0 or target_ug_per_day <= 0:
         return None
     factor = target_ug_per_day / current
-    resource = copy.deepcopy(dict(order.resource))
+    # A JSON round trip is the deep copy: the resource came from JSON, and orjson is ~10x copy.deepcopy.
+    resource = orjson.loads(orjson.dumps(dict(order.resource)))
     for dosage in as_list(resource.get("dosageInstruction")):
         for entry in as_list(as_map(dosage).get("doseAndRate")):
             for path in _DOSE_PATHS:

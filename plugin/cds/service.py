@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+import orjson
 from sqlalchemy import Connection, insert
 
 from plugin.audit.log import chain_transaction
@@ -42,12 +43,8 @@ log = logging.getLogger(__name__)
 SIGN, SELECT = "order-sign", "order-select"
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 # Findings whose limit a smaller dose of the same order would respect, so a suggestion can help.
-# SQLite lets one writer in at a time and makes the others sleep-and-retry (sleeps of 1 to 100 ms), which
-# dominated p99 under load; queueing this process's threads on a mutex first leaves SQLite to arbitrate
-# between processes only. It covers the whole per-call write (jti, cards and their audit records, one
-# BEGIN IMMEDIATE transaction). PostgreSQL needs no such lock.
-_SQLITE_WRITE_LOCK = threading.Lock()
 _SUGGESTIBLE = frozenset({"increase-over-limit", "dose-above-maximum"})
+_INSERT_CARDS = insert(IssuedCard)  # built once, like the other per-call statements
 
 
 class CdsRequestError(Exception):
@@ -61,13 +58,13 @@ class CdsRequestError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class HookRequest:
-    """The parts of a CDS Hooks request the service uses."""
+    """The parts of a CDS Hooks request the service uses; the prefetch as the JSON text the EHR sent."""
 
     hook: str
     hook_instance: str
     patient_id: str
     draft_orders: Mapping[str, Any]
-    prefetch: Mapping[str, Any]
+    prefetch_json: bytes  # a JSON object or ``null``; parsed by ``prefetch_of`` only when needed
     context: Mapping[str, Any]
     user_id: str | None = None
     selections: tuple[str, ...] = ()
@@ -101,15 +98,52 @@ def _text(value: Any, name: str, *, required: bool = True) -> str | None:
     return value
 
 
-def parse_request(body: Any, allowed_hooks: frozenset[str]) -> HookRequest:
+class _Envelope(msgspec.Struct):
+    """The top level of a hook request, with ``prefetch`` left as raw JSON text (ADR 0002).
+
+    A full prefetch is ~120 KiB; parsing it into Python objects (and freeing them again) cost more than
+    the rest of a call. msgspec checks its syntax while skipping it, so a repeated prefetch is only
+    hashed for the chart cache and parsed when the cache misses.
+    """
+
+    hook: Any = None
+    hookInstance: Any = None  # noqa: N815 - the CDS Hooks field name
+    context: Any = None
+    fhirServer: Any = None  # noqa: N815
+    fhirAuthorization: Any = None  # noqa: N815
+    prefetch: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def decode_request(data: bytes) -> _Envelope:
+    """Decode a request body's top level; raise a 400 for invalid JSON or anything but an object."""
+    try:
+        return _ENVELOPE.decode(data)
+    except msgspec.ValidationError as error:  # valid JSON, but not an object
+        raise CdsRequestError(400, "the request body must be a JSON object") from error
+    except msgspec.DecodeError as error:
+        raise CdsRequestError(400, "the request body is not valid JSON") from error
+
+
+def prefetch_of(req: HookRequest) -> Mapping[str, Any]:
+    """Parse the request's prefetch (``null`` is none); raise a 400 when it is not valid JSON."""
+    try:
+        value = orjson.loads(req.prefetch_json)
+    except orjson.JSONDecodeError as error:  # e.g. invalid UTF-8, which the envelope decoder skipped
+        raise CdsRequestError(400, "the request body is not valid JSON") from error
+    return value if isinstance(value, dict) else {}
+
+
+def parse_request(data: bytes, allowed_hooks: frozenset[str]) -> HookRequest:
     """Validate the request shape (CDS Hooks 2.0 §request) and return its parts; raise a 400 otherwise."""
-    if not isinstance(body, Mapping):
-        raise CdsRequestError(400, "the request body must be a JSON object")
-    hook = _text(body.get("hook"), "hook")
+    body = decode_request(data)
+    hook = _text(body.hook, "hook")
     if hook not in allowed_hooks:
         raise CdsRequestError(400, f"this service does not serve hook {str(hook)[:40]!r}")
-    hook_instance = str(_text(body.get("hookInstance"), "hookInstance"))[:100]
-    context = body.get("context")
+    hook_instance = str(_text(body.hookInstance, "hookInstance"))[:100]
+    context = body.context
     if not isinstance(context, Mapping):
         raise CdsRequestError(400, "context must be a JSON object")
     patient_id = str(_text(context.get("patientId"), "context.patientId"))
@@ -123,11 +157,11 @@ def parse_request(body: Any, allowed_hooks: frozenset[str]) -> HookRequest:
     selections = context.get("selections") or []
     if not isinstance(selections, list) or not all(isinstance(s, str) for s in selections):
         raise CdsRequestError(400, "context.selections must be a list of references")
-    raw_prefetch = body.get("prefetch") or {}
-    if not isinstance(raw_prefetch, Mapping):
+    prefetch_json = bytes(body.prefetch)
+    if prefetch_json != b"null" and not prefetch_json.startswith(b"{"):  # msgspec strips whitespace
         raise CdsRequestError(400, "prefetch must be a JSON object")
-    fhir_server = _text(body.get("fhirServer"), "fhirServer", required=False)
-    authorization = body.get("fhirAuthorization")
+    fhir_server = _text(body.fhirServer, "fhirServer", required=False)
+    authorization = body.fhirAuthorization
     token = None
     if authorization is not None:
         if fhir_server is None:
@@ -141,7 +175,7 @@ def parse_request(body: Any, allowed_hooks: frozenset[str]) -> HookRequest:
     user_id = context.get("userId") if isinstance(context.get("userId"), str) else None
     return HookRequest(
         hook=str(hook), hook_instance=hook_instance, patient_id=patient_id, draft_orders=draft_orders,
-        prefetch=raw_prefetch, context=context, user_id=user_id, selections=tuple(selections),
+        prefetch_json=prefetch_json, context=context, user_id=user_id, selections=tuple(selections),
         fhir_server=fhir_server, access_token=token,
     )  # fmt: skip
 
@@ -199,12 +233,12 @@ def _chart_for(
     """Return the request's chart and prefetch gaps: from the chart cache when this exact prefetch was
     read moments ago, else resolved (fetching what is missing) and built; raise a 412 or ChartInputError."""
     cache = deps.chart_cache
-    key = cache.key(req.prefetch, req.patient_id) if cache is not None else None
+    key = cache.key(req.prefetch_json, req.patient_id) if cache is not None else None
     cached = cache.get(key) if cache is not None else None
     if cached is not None:
         return cached
     resolved = prefetch.resolve(
-        req.prefetch, deps.templates, req.context, _callback_factory(req, caller, deps)
+        prefetch_of(req), deps.templates, req.context, _callback_factory(req, caller, deps)
     )
     if resolved.unsatisfied_required:
         labels = ", ".join(prefetch.KEY_LABELS.get(k, k) for k in resolved.unsatisfied_required)
@@ -306,12 +340,14 @@ def record_cards(
     ]  # fmt: skip
     audit_here = bool(rows) and deps.audit.cards_in_transaction
     written: list[dict[str, Any]] = []
+    # chain_transaction takes the database's write lock itself (Database.write_lock: SQLite writers
+    # queue on it instead of sleeping in SQLite's busy handler); the jti-only transaction takes it here.
     with (
-        _SQLITE_WRITE_LOCK if deps.db.engine.dialect.name == "sqlite" else nullcontext(),
+        nullcontext() if audit_here else deps.db.write_lock(),
         chain_transaction(deps.db) if audit_here else deps.db.engine.begin() as connection,
     ):
         remember_jti(connection)
         if rows:
-            connection.execute(insert(IssuedCard), rows)
+            connection.execute(_INSERT_CARDS, rows)
             written = deps.audit.append_cards(connection, rows)
     deps.audit.cards_committed(rows, written)

@@ -92,14 +92,20 @@ def _authenticate(*, remember: bool = True) -> Caller:
     return Caller(iss=f"unverified:{unverified_iss(token) or 'anonymous'}", client=None)
 
 
-def _body() -> Any:
-    """Return the parsed JSON body; raise a 400 for anything else."""
+def _raw_body() -> bytes:
+    """Return the request body's bytes; raise a 413 when it is over the limit."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise CdsRequestError(413, "request body too large")
+    return request.get_data(cache=False)
+
+
+def _body() -> Any:
+    """Return the parsed JSON body; raise a 400 for anything else."""
+    data = _raw_body()
     try:
         # orjson parses the ~120 KiB of a full prefetch 2-4x faster than ``json``; it is also stricter
         # (no NaN/Infinity, no lone surrogates, UTF-8 only), which is what RFC 8259 asks of a client.
-        return orjson.loads(request.get_data(cache=False))
+        return orjson.loads(data)
     except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError) as error:
         raise CdsRequestError(400, "the request body is not valid JSON") from error
 
@@ -130,7 +136,7 @@ def service(service_id: str) -> Response:
         # The jti is stored with the issued cards (one commit per call), or alone on an error path.
         caller = _authenticate(remember=False)
         try:
-            hook_request = parse_request(_body(), definition.accepts)
+            hook_request = parse_request(_raw_body(), definition.accepts)
             evaluation = evaluate(hook_request, caller, state.deps, _public_url(""), now)
         except CdsRequestError as error:
             state.verifier.remember_jti(caller, now)

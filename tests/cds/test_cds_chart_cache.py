@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import responses
 from flask import Flask
@@ -75,9 +77,22 @@ def test_a_changed_record_is_read_again_and_its_dose_is_used(
     assert len(builds) == 2
 
 
+def test_the_key_is_the_prefetch_text_as_sent(
+    cds_client: FlaskClient, sign: Callable[..., str], builds: list[int]
+) -> None:
+    # The top level is decoded without parsing the prefetch, so only byte-identical text is a hit:
+    # the same resources with other whitespace are read again (safe, merely slower).
+    prefetch = sandbox_prefetch("sci-adult")
+    compact = hook_body("sci-adult", [order("sci-adult", 600)], prefetch=prefetch)
+    for text in (json.dumps(compact), json.dumps(compact), json.dumps(compact, indent=1)):
+        response = post(cds_client, text, sign())
+        assert response.status_code == 200 and "400 → 600" in response.json["cards"][0]["summary"]
+    assert len(builds) == 2
+
+
 def test_another_patient_with_the_same_prefetch_is_not_served_from_the_cache() -> None:
     cache = ChartCache(60)
-    prefetch = sandbox_prefetch("sci-adult")
+    prefetch = orjson.dumps(sandbox_prefetch("sci-adult"))
     assert cache.key(prefetch, "sci-adult") != cache.key(prefetch, "ms-adult")
 
 
@@ -111,7 +126,7 @@ def test_entries_expire_after_the_ttl_and_the_oldest_go_first() -> None:
     clock = [100.0]
     cache = ChartCache(60, max_entries=2, clock=lambda: clock[0])
     chart: Any = object()  # the cache never looks inside a chart
-    keys = [cache.key({"n": n}, "p") for n in range(3)]
+    keys = [cache.key(b'{"n": %d}' % n, "p") for n in range(3)]
     cache.put(keys[0], chart, ())
     clock[0] += 59.9
     assert cache.get(keys[0]) == (chart, ())
@@ -124,7 +139,7 @@ def test_entries_expire_after_the_ttl_and_the_oldest_go_first() -> None:
 
 def test_a_ttl_of_zero_turns_the_cache_off() -> None:
     cache = ChartCache(0)
-    assert not cache.enabled and cache.key({}, "p") is None and cache.get(None) is None
+    assert not cache.enabled and cache.key(b"{}", "p") is None and cache.get(None) is None
 
 
 @pytest.fixture
