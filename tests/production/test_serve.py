@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import requests
 from flask import Flask, url_for
 
 from plugin.app import create_app
-from plugin.serve import ScrubbingGunicornLogger, gunicorn_options, schema_problem
+from plugin.serve import ScrubbingGunicornLogger, gunicorn_options, post_worker_init, schema_problem
 from plugin.web.launch import redirect_uri
 from smart_launch.keys import KeySet
 from tests.production.servers import clean_env, run_itb, start_serve
@@ -92,6 +93,18 @@ def test_gunicorn_options_come_from_settings_and_never_trust_forwarded_headers_i
     assert options["logger_class"] is ScrubbingGunicornLogger
     overridden = gunicorn_options(config, bind="127.0.0.1:1", workers=1, threads=None)
     assert (overridden["bind"], overridden["workers"], overridden["threads"]) == (["127.0.0.1:1"], 1, 8)
+
+
+def test_each_worker_freezes_its_loaded_app_out_of_the_garbage_collector() -> None:
+    class Worker:
+        wsgi = Flask("frozen")
+
+    gc.unfreeze()
+    try:
+        post_worker_init(Worker())
+        assert gc.get_freeze_count() > 0, "the app's startup heap is left to every gen-2 collection"
+    finally:
+        gc.unfreeze()
 
 
 @pytest.fixture
