@@ -259,9 +259,9 @@ def _phase(name: str, port: int, path: str, body: bytes | None, tokens: list[str
     return stats
 
 
-def _server_cpu_seconds(master_pid: int) -> float:
-    """Return the CPU seconds (user + system) the gunicorn workers have used so far (Linux /proc)."""
-    total = 0.0
+def _server_cpu_seconds(master_pid: int) -> tuple[float, float]:
+    """Return the CPU seconds (user, system) the gunicorn workers have used so far (Linux /proc)."""
+    user = system = 0.0
     tick = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -269,8 +269,9 @@ def _server_cpu_seconds(master_pid: int) -> float:
         except OSError:
             continue
         if int(fields[1]) == master_pid:  # field 4 (ppid) after the comm field
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            user += int(fields[11]) / tick
+            system += int(fields[12]) / tick
+    return user, system
 
 
 def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
@@ -366,12 +367,14 @@ def main() -> int:
         cpu_mid = _server_cpu_seconds(server.pid)
         cds = _phase("cds", port, SERVICE, body, tokens, args.clients, args.seconds)
         cpu_after = _server_cpu_seconds(server.pid)
-        for name, stats, cpu in (
-            ("healthz", health, cpu_mid - cpu_before),
-            ("cds", cds, cpu_after - cpu_mid),
+        for name, stats, (start, end) in (
+            ("healthz", health, (cpu_before, cpu_mid)),
+            ("cds", cds, (cpu_mid, cpu_after)),
         ):
             if stats["requests"]:
-                print(f"{name:>8}: server CPU {cpu * 1000 / stats['requests']:.2f} ms per request")
+                user, system = ((end[i] - start[i]) * 1000 / stats["requests"] for i in (0, 1))
+                print(f"{name:>8}: server CPU {user + system:.2f} ms per request "
+                      f"(user {user:.2f}, system {system:.2f})")  # fmt: skip
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
