@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, select, text, update
 from sqlalchemy.orm import Session
 
 from plugin.clinician.models import DoseChangeRecord
@@ -21,6 +21,8 @@ from plugin.writeback.note import NoteInput
 
 #: Queue order: the change that most needs a second pair of eyes comes first.
 SEVERITY_RANK = {"block": 0, "cannot-check": 1, "warn": 2, "pass": 3}
+#: First key of the (int, int) advisory lock that serialises one patient's queue on PostgreSQL.
+PATIENT_QUEUE_LOCK = 0x17B_0E7E
 
 
 def _jsonable(value: Any) -> Any:
@@ -34,9 +36,28 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def lock_patient_queue(session: Session, iss: str, patient_id: str) -> None:
+    """Until this transaction ends, be the only one changing which of this patient's changes is proposed.
+
+    PostgreSQL only. Its transactions run side by side (READ COMMITTED): a transaction never sees a
+    change another one inserted but has not committed yet. Two submissions for one patient at the same
+    moment then each superseded only the older proposals and both stayed ``proposed``; an undo that
+    looked for a newer change while one was being submitted moved the change back to ``proposed`` next
+    to it. Under this lock the second transaction waits for the first to commit, and its next statement
+    sees the first's change. SQLite needs nothing: it has one writer at a time.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(CAST(:space AS integer), hashtext(:key))"),
+        {"space": PATIENT_QUEUE_LOCK, "key": f"{iss}\n{patient_id}"},
+    )
+
+
 def on_dose_change_submitted(session: Session, record: DoseChangeRecord, note: NoteInput) -> int:
     """Supersede older proposed changes of the same patient and keep the calculator's inputs; return
     how many were superseded."""
+    lock_patient_queue(session, record.iss, record.patient_id)
     result = session.execute(
         update(DoseChangeRecord)
         .where(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ from plugin.verification.note import (
     build_verification_resources,
     render_verification_note,
 )
-from plugin.verification.queue import decisions_for
+from plugin.verification.queue import decisions_for, lock_patient_queue
 from plugin.verification.review import OTHER_CHART, Review
 from plugin.writeback.codes import MITIGATION_SYSTEM
 from plugin.writeback.models import OutboxItem
@@ -263,11 +263,20 @@ def decide(
     now: datetime,
 ) -> VerificationAction:
     """Apply a verify, reject or undo and queue its note (VerificationRefused, VerificationConflict)."""
+    # PostgreSQL cannot store a NUL character in a text column (SQLite can): a reason or comment with
+    # one (pasted, or a crafted form) failed the whole decision with a server error. It means nothing.
+    decision = replace(
+        decision, reason=decision.reason.replace("\x00", ""), comment=decision.comment.replace("\x00", "")
+    )
     record = session.get(DoseChangeRecord, decision.change_id)
     if record is None or record.iss != launch.iss:
         raise LookupError("no such dose change")
     check_allowed(session, launch, record, decision)
     status_before = "proposed" if decision.action in STATUS_AFTER else record.status
+    if decision.action == "undo":
+        # An undo decides between proposed and superseded from the newer changes it can see: wait for a
+        # submission of this patient still in progress (PostgreSQL, see lock_patient_queue).
+        lock_patient_queue(session, record.iss, record.patient_id)
     status_after = _status_after(session, record, decision.action)
     if not compare_and_set(session, record.id, decision.expected_version, status_before, status_after):
         raise VerificationConflict(explain_conflict(session, record.id))

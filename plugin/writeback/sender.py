@@ -78,8 +78,13 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _one_line(text: str) -> str:
-    """Return text fit for ``last_error``: one line, bounded."""
-    return " ".join(text.split())[:480]
+    """Return text fit for ``last_error``: one line, bounded, without NUL characters.
+
+    The text is often the EHR's own (OperationOutcome diagnostics). PostgreSQL refuses a NUL in a text
+    column (SQLite stores it): the row's outcome could not be written, the round failed, and the row,
+    still leased as ``sending``, was sent again each time its lease ran out.
+    """
+    return " ".join(text.replace("\x00", " ").split())[:480]
 
 
 def find_existing(client: FhirClient, resource_type: str, write_id: str) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from plugin.audit.models import AuditRecord
 from plugin.clinician.models import DoseChangeRecord
@@ -97,6 +97,39 @@ def check_json(
     }
 
 
+def change_record(
+    *,
+    patient_id: str = "p1",
+    verdict: str = "pass",
+    prescriber: str | None = PRESCRIBER,
+    submitted_at: datetime = NOW,
+    status: str = "proposed",
+    iss: str = SANDBOX_ISS,
+    findings: list[dict[str, Any]] | None = None,
+    submission_id: str | None = None,
+) -> DoseChangeRecord:
+    """Return a new (unsaved) dose change, version 1."""
+    result = check_json(verdict, patient_id, findings)
+    return DoseChangeRecord(
+        id=str(uuid.uuid4()),
+        launch_id=str(uuid.uuid4()),
+        iss=iss,
+        patient_id=patient_id,
+        prescriber=prescriber,
+        submitted_at=submitted_at,
+        current_dose_ug_per_day=400.0,
+        proposed_dose_ug_per_day=440.0,
+        verdict=verdict,
+        finding_codes=json.dumps([f["code"] for f in result["findings"]]),
+        check_json=json.dumps(result),
+        note_text="INTRATHECAL BACLOFEN DOSE CHANGE\nNew dose: 440 mcg/day",
+        outbox_submission_id=submission_id or str(uuid.uuid4()),
+        status=status,
+        version=1,
+        attested=False,
+    )
+
+
 def make_change(
     db: Database,
     *,
@@ -112,27 +145,18 @@ def make_change(
 ) -> DoseChangeRecord:
     """Store a dose change with its clinician-note outbox rows (DocumentReference, one DetectedIssue), or
     for a clinician's submission already queued (``outbox_submission_id``, no rows added)."""
-    change_id, submission_id, note_id, issue_id = (str(uuid.uuid4()) for _ in range(4))
-    submission_id = outbox_submission_id or submission_id
-    result = check_json(verdict, patient_id, findings)
-    record = DoseChangeRecord(
-        id=change_id,
-        launch_id=str(uuid.uuid4()),
-        iss=iss,
+    record = change_record(
         patient_id=patient_id,
+        verdict=verdict,
         prescriber=prescriber,
         submitted_at=submitted_at,
-        current_dose_ug_per_day=400.0,
-        proposed_dose_ug_per_day=440.0,
-        verdict=verdict,
-        finding_codes=json.dumps([f["code"] for f in result["findings"]]),
-        check_json=json.dumps(result),
-        note_text="INTRATHECAL BACLOFEN DOSE CHANGE\nNew dose: 440 mcg/day",
-        outbox_submission_id=submission_id,
         status=status,
-        version=1,
-        attested=False,
+        iss=iss,
+        findings=findings,
+        submission_id=outbox_submission_id,
     )
+    change_id, submission_id = record.id, record.outbox_submission_id
+    note_id, issue_id = str(uuid.uuid4()), str(uuid.uuid4())
     rows = [
         ("DocumentReference", note_id, note_server_id, {"status": "current"}),
         ("DetectedIssue", issue_id, "issue-1", {"status": "final", "code": {"text": "dose-above-typical"}}),
@@ -182,8 +206,19 @@ def stored_review(record: DoseChangeRecord, rerun: dict[str, Any] | None = None)
     return Review(submitted, rerun, diff, calc, None, None if rerun else "not re-run")
 
 
-def audit_actions(db: Database) -> list[tuple[str, dict[str, Any]]]:
-    """Return (action, detail) of every audit record, oldest first."""
+def audit_seq(db: Database) -> int:
+    """Return the seq of the newest audit record (0 when there is none): the mark to count from.
+
+    On PostgreSQL the append-only audit log keeps earlier tests' records, so a test reads only what
+    follows its own mark."""
     with db.session() as session:
-        rows = session.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
+        return int(session.scalar(select(func.max(AuditRecord.seq))) or 0)
+
+
+def audit_actions(db: Database, after: int) -> list[tuple[str, dict[str, Any]]]:
+    """Return (action, detail) of every audit record written after seq ``after``, oldest first."""
+    with db.session() as session:
+        rows = session.scalars(
+            select(AuditRecord).where(AuditRecord.seq > after).order_by(AuditRecord.seq)
+        ).all()
         return [(r.action, json.loads(r.detail)) for r in rows]

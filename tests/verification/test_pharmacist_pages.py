@@ -14,7 +14,14 @@ from plugin.db import Database
 from plugin.launches.models import Launch
 from plugin.web import pharmacist as pages
 from plugin.web.csrf import csrf_token
-from tests.verification.support import PHARMACIST, audit_actions, make_change, make_launch, scenario_chart
+from tests.verification.support import (
+    PHARMACIST,
+    audit_actions,
+    audit_seq,
+    make_change,
+    make_launch,
+    scenario_chart,
+)
 from tests.verification.test_verification_service import CAPS
 
 
@@ -56,10 +63,11 @@ def test_a_clinician_gets_403_and_the_refusal_is_audited(
     app: Flask, client: FlaskClient, db: Database
 ) -> None:
     _, handle = make_launch(app, fhir_user="Practitioner/clinician-1", role="clinician")
+    mark = audit_seq(db)
     response = client.get(f"/l/{handle}/pharmacist/")
     assert response.status_code == 403
     assert b"Only a pharmacist" in response.data
-    assert audit_actions(db)[-1][0] == "action.refused"
+    assert [action for action, _ in audit_actions(db, mark)] == ["action.refused"]
 
 
 def test_the_queue_lists_every_patient_most_severe_first(
@@ -104,11 +112,12 @@ def test_verify_redirects_to_the_verified_change_and_audits(
 ) -> None:
     change = make_change(db)
     launch, handle = make_launch(app)
+    mark = audit_seq(db)
     response = post(app, client, launch, handle, change, "verify", comment="fine")
     assert response.status_code == 303
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert 'data-status="verified"' in page and 'id="undo-form"' in page
-    action, detail = audit_actions(db)[-1]
+    [(action, detail)] = [(a, d) for a, d in audit_actions(db, mark) if a.startswith("verification.")]
     assert action == "verification.verify" and detail["status_after"] == "verified"
 
 
@@ -120,9 +129,10 @@ def test_self_verification_is_refused_clearly_and_audited(
     assert 'id="own-change-notice"' in client.get(f"/l/{handle}/pharmacist/changes/{change.id}").get_data(
         as_text=True
     )
+    mark = audit_seq(db)
     response = post(app, client, launch, handle, change, "verify")
     assert response.status_code == 403 and b"You prescribed this dose change" in response.data
-    action, detail = audit_actions(db)[-1]
+    [(action, detail)] = audit_actions(db, mark)
     assert action == "action.refused" and detail["action"] == "verification.verify"
 
 

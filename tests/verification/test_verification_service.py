@@ -196,6 +196,16 @@ def test_reject_needs_a_reason_and_records_it(app: Flask, db: Database) -> None:
     assert done.reason == "Increase too soon after the last one." and "REJECTED" in done.note_text
 
 
+def test_a_nul_character_in_the_reason_or_comment_is_dropped(app: Flask, db: Database) -> None:
+    # PostgreSQL cannot store NUL in a text column: the decision failed there with a server error.
+    record = make_change(db)
+    launch, _ = make_launch(app)
+    done = run(app, launch, record, "reject", reason="Too soon\x00.", comment="See\x00 the pump log.")
+    assert (done.reason, done.comment) == ("Too soon.", "See the pump log.")
+    assert "Too soon." in done.note_text and "\x00" not in done.note_text
+    assert reload(app, record).status == "rejected"
+
+
 def test_the_prescriber_can_never_verify_their_own_change(app: Flask, db: Database) -> None:
     record = make_change(db, prescriber="https://ehr.example.org/fhir/Practitioner/pharmacist-1")
     launch, _ = make_launch(app)  # Practitioner/pharmacist-1, relative: the same person

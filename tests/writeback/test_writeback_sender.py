@@ -23,7 +23,7 @@ from plugin.db import Database
 from plugin.writeback.models import OutboxItem
 from plugin.writeback.outbox import retry, submission_status
 from plugin.writeback.resources import WriteBackSettings
-from plugin.writeback.sender import run_once
+from plugin.writeback.sender import DEPENDENCY_RECHECK, run_once
 from smart_launch.fhir_client import FhirClient
 
 NOTE_ONLY = WriteBackSettings(detected_issues=False, questionnaire_response=False, provenance=False)
@@ -148,6 +148,21 @@ def test_a_400_fails_with_the_operation_outcome_text_and_is_not_retried(
         retry(session, row.id, now=NOW + timedelta(days=1))
     run_once(db, lambda item: client, now=NOW + timedelta(days=1), owner="runner-1")
     assert rows(db)[0].status == "confirmed"
+
+
+def test_a_refusal_whose_text_holds_a_nul_character_fails_the_row_on_every_database(
+    db: Database, ehr: FakeEhr, client: FhirClient
+) -> None:
+    # PostgreSQL refuses NUL in text columns: recording the refusal raised, the round failed and the
+    # row, still leased as sending, was posted to the EHR again after its lease.
+    queue_note(db, FULL_CAPS, settings=NOTE_ONLY)
+    ehr.post_faults.append((400, outcome("invalid character \u0000 in DocumentReference.description")))
+    report = run_once(db, lambda item: client, now=NOW, owner="runner-1")
+    [row] = rows(db)
+    assert (report.failed, row.status, row.lease_owner) == (1, "failed", None)
+    assert row.last_error == "HTTP 400: invalid character in DocumentReference.description"
+    later = run_once(db, lambda item: client, now=NOW + timedelta(hours=1), owner="runner-2")
+    assert later.claimed == 0 and len(ehr.posts) == 1
 
 
 def test_a_401_is_refreshed_inside_the_client_and_the_note_is_filed(db: Database, ehr: FakeEhr) -> None:
@@ -292,6 +307,9 @@ def test_two_runners_on_one_database_never_send_a_row_twice(
     for thread in threads:
         thread.join()
     assert errors == []
+    # A row that found a dependency unfiled while the other runner was filing it may miss that runner's
+    # wake-up and wait for its recheck (the runners' transactions really interleave on PostgreSQL).
+    run_once(db, lambda item: client, now=NOW + DEPENDENCY_RECHECK, owner="runner-3")
     sent_ids = [
         (p.get("identifier") or [{}])[0].get("value")
         if isinstance(p.get("identifier"), list)
