@@ -5,21 +5,35 @@ multiply the EHR's load for nothing. The cache is per process and short-lived: a
 reads the chart again, and ``refresh`` forces a fresh read (the pharmacist's re-check does that).
 
 Apart from the cache, each launch keeps the chart its latest note preview was built on, under the
-preview's submit key, for as long as the launch is cached here (not only ``CHART_TTL_SECONDS``): when the
-EHR cannot be read at submit, the note is filed from the chart the clinician previewed, and when it can,
-a fresh chart that would change the note is noticed instead of being filed silently.
+preview's submit key: when the EHR cannot be read at submit, the note is filed from the chart the
+clinician previewed, and when it can, a fresh chart that would change the note is noticed instead of
+being filed silently. The submit may reach another worker or host than the preview did, so that chart is
+kept in this process (for as long as the launch is cached here, not only ``CHART_TTL_SECONDS``) and,
+sealed with the app's cipher, in the app's database (``NotePreview``: one row per launch, gone with its
+launch and purged once the launch's session has expired).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from plugin.clinician.models import NotePreview
+from plugin.db import get_db
 from plugin.domain.chart import Chart
 from plugin.domain.codes import load_code_sets
 from plugin.domain.loader import load_chart
+from plugin.launches.base import cipher
+from plugin.launches.models import Launch
 from plugin.launches.tokens import fhir_client_for_launch
 
 CHART_TTL_SECONDS = 300
@@ -28,6 +42,7 @@ _MAX_ENTRIES = 256
 _cache: dict[str, tuple[float, Chart]] = {}
 _previews: dict[str, tuple[float, str, Chart]] = {}  # launch id -> (when, submit key, chart previewed)
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def cached_chart(launch_id: str) -> Chart | None:
@@ -51,20 +66,74 @@ def chart_for_launch(
     return chart
 
 
-def remember_preview(launch_id: str, submit_key: str, chart: Chart) -> None:
-    """Keep the chart a note preview was built on (one per launch: the latest preview's)."""
+def remember_preview(launch: Launch, submit_key: str, chart: Chart, *, now: datetime) -> None:
+    """Keep the chart a note preview was built on (one per launch: the latest preview's), here and stored."""
     with _lock:
         _evict_oldest(_previews)
-        _previews[launch_id] = (time.monotonic(), submit_key, chart)
+        _previews[launch.id] = (time.monotonic(), submit_key, chart)
+    try:
+        _store_preview(launch, submit_key, chart, now)
+    except (SQLAlchemyError, ValueError, TypeError, msgspec.MsgspecError) as exc:
+        # The preview still shows and this process can still file it; only another worker cannot.
+        # Only the type: database errors can quote statement parameters (the sealed chart).
+        log.warning(
+            "the previewed chart could not be stored: %s",
+            type(exc).__name__,
+            extra={"event": "chart.preview_not_stored"},
+        )
+
+
+def _store_preview(launch: Launch, submit_key: str, chart: Chart, now: datetime) -> None:
+    """Upsert the launch's sealed preview chart, and purge the rows of expired launches, in one transaction."""
+    sealed = cipher().seal_bytes(msgspec.json.encode(chart))
+    values = {
+        "launch_id": launch.id,
+        "submit_key": submit_key,
+        "chart_enc": sealed,
+        "stored_at": now,
+        "expires_at": launch.expires_at,
+    }
+    with get_db().session() as session:
+        session.execute(_upsert(session, values))
+        session.execute(delete(NotePreview).where(NotePreview.expires_at < now))
+
+
+def _upsert(session: Session, values: dict[str, Any]) -> Any:
+    """Return an INSERT of a preview row that replaces the launch's row (previews race in two tabs)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(NotePreview).values(**values)
+    replaced = {name: statement.excluded[name] for name in values if name != "launch_id"}
+    return statement.on_conflict_do_update(index_elements=[NotePreview.launch_id], set_=replaced)
 
 
 def previewed_chart(launch_id: str, submit_key: str) -> Chart | None:
-    """Return the chart the launch's preview with this submit key was built on, if this process has it."""
+    """Return the chart this submit key's preview was built on: this process's copy, else the stored one."""
+    if not submit_key:
+        return None
     with _lock:
         kept = _previews.get(launch_id)
-    if kept is None or not submit_key or kept[1] != submit_key:
+    if kept is not None and kept[1] == submit_key:
+        return kept[2]
+    return _stored_preview(launch_id, submit_key)
+
+
+def _stored_preview(launch_id: str, submit_key: str) -> Chart | None:
+    """Return the stored chart of the launch's preview with this submit key, if it can be read."""
+    try:
+        with get_db().session() as session:
+            row = session.get(NotePreview, launch_id)
+            sealed = row.chart_enc if row is not None and row.submit_key == submit_key else None
+        if sealed is None:
+            return None
+        # A secret-key rotation (undecryptable) or a changed Chart (undecodable) leaves no usable copy.
+        return msgspec.json.decode(cipher().open_bytes(sealed), type=Chart)
+    except (SQLAlchemyError, ValueError, msgspec.MsgspecError) as exc:
+        log.warning(
+            "the stored preview chart cannot be read; treated as absent: %s",
+            type(exc).__name__,
+            extra={"event": "chart.preview_unreadable"},
+        )
         return None
-    return kept[2]
 
 
 def _evict_oldest(entries: dict[str, Any]) -> None:
@@ -75,7 +144,9 @@ def _evict_oldest(entries: dict[str, Any]) -> None:
 
 
 def forget_chart(launch_id: str) -> None:
-    """Drop a launch's cached chart and preview (after a write that changes it)."""
+    """Drop a launch's cached chart and preview, here and stored (after a write that changes it)."""
     with _lock:
         _cache.pop(launch_id, None)
         _previews.pop(launch_id, None)
+    with get_db().session() as session:
+        session.execute(delete(NotePreview).where(NotePreview.launch_id == launch_id))

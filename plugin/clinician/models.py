@@ -1,17 +1,19 @@
-"""A submitted dose change: what was proposed, checked and documented, and where it stands.
+"""Submitted dose changes, and the chart each launch's latest note preview was built on.
 
-One row per submission (its id is the form's submit key, so a double click files once). The
-pharmacist's verification queue reads and updates these rows (``status``, ``version``).
+A dose change is what was proposed, checked and documented, and where it stands: one row per
+submission (its id is the form's submit key, so a double click files once). The pharmacist's
+verification queue reads and updates these rows (``status``, ``version``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db import Base, UTCDateTime
+from plugin.launches.models import Launch
 
 
 class DoseChangeRecord(Base):
@@ -38,3 +40,22 @@ class DoseChangeRecord(Base):
     # proposed -> verified | rejected, or superseded by a newer change for the same patient.
     status: Mapped[str] = mapped_column(String(20), default="proposed", index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock for verification
+
+
+class NotePreview(Base):
+    """The chart a launch's latest note preview was built on, sealed, so any worker can file that note.
+
+    One row per launch, replaced on each preview. The chart is PHI: it is stored encrypted
+    (``TokenCipher.seal_bytes``), deleted with its launch (ON DELETE CASCADE), and purged once the
+    launch's session has expired (``expires_at`` is the launch's, copied so the purge reads one table).
+    """
+
+    __tablename__ = "note_previews"
+
+    launch_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey(Launch.id, ondelete="CASCADE"), primary_key=True
+    )
+    submit_key: Mapped[str] = mapped_column(String(36))
+    chart_enc: Mapped[str] = mapped_column(Text)  # Fernet token of the msgspec JSON of the Chart
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -1,4 +1,4 @@
-"""Encryption at rest for tokens and PKCE secrets, keyed from the app's secret key."""
+"""Encryption at rest for tokens, PKCE secrets and previewed charts, keyed from the app's secret key."""
 
 from __future__ import annotations
 
@@ -37,3 +37,14 @@ class TokenCipher:
         except InvalidToken:
             raise ValueError("sealed launch data could not be decrypted") from None
         return data
+
+    def seal_bytes(self, data: bytes) -> str:
+        """Encrypt raw bytes (an encoded chart) into ASCII text for a Text column."""
+        return self._fernet.encrypt(data).decode("ascii")
+
+    def open_bytes(self, sealed: str) -> bytes:
+        """Decrypt what ``seal_bytes`` made; a wrong key or tampering raises ``ValueError``."""
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii"))
+        except InvalidToken:
+            raise ValueError("sealed data could not be decrypted") from None

@@ -80,7 +80,7 @@ _background_lock = threading.Lock()
 
 
 class NoChart(Exception):
-    """The EHR cannot be read and this process has no chart this note's preview was built on."""
+    """The EHR cannot be read and neither this process nor the app's database has the previewed chart."""
 
 
 def writeback_settings() -> WriteBackSettings:
@@ -168,7 +168,7 @@ def _preview_page(
     post: Posted, result: CheckResult, submit_key: str, *, notice: str | None = None, status: int = 200
 ) -> ResponseReturnValue:
     """Render the preview of the note built on ``post.chart``, and keep that chart for the submit."""
-    remember_preview(post.launch.id, submit_key, post.chart)
+    remember_preview(post.launch, submit_key, post.chart, now=post.now)
     note = note_input(post.chart, result, post.answers, post.launch, load_rules(), post.now)
     values = {
         "form": post.form,
@@ -255,7 +255,8 @@ def _earlier_submission(launch: Launch) -> str | None:
 
 def _changed_since_preview(post: Posted, note: NoteInput) -> bool:
     """Whether a chart read since the preview makes a different note than the one previewed (both are
-    built now, so only the chart can differ); False when this process has no previewed chart."""
+    built now, so only the chart can differ); False when neither this process nor the database has the
+    previewed chart."""
     kept = previewed_chart(post.launch.id, post.submit_key)
     if kept is None or kept is post.chart:
         return False

@@ -4,29 +4,38 @@ The app and the sandbox EHR run on loopback ports and talk over real HTTP (``plu
 background outbox runner, so each test decides when the outbox runs. The sandbox's fault injection
 takes the EHR down; the per-launch chart cache is made to expire at once (``CHART_TTL_SECONDS = 0``) so
 that a submit must read the chart again, as it does when the clinician lingered over the preview.
+Emptying ``charts._previews`` and ``charts._cache`` makes a request behave as if served by another worker
+or host than the preview: only the sealed copy in the app's database (``NotePreview``) is left.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import requests
 import responses
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from plugin.audit.models import AuditRecord
 from plugin.clinician import charts
-from plugin.clinician.models import DoseChangeRecord
+from plugin.clinician.models import DoseChangeRecord, NotePreview
 from plugin.db import Base, Database, utcnow
+from plugin.domain.chart import Chart
+from plugin.launches.crypto import TokenCipher, sha256_hex
+from plugin.launches.models import Launch
 from plugin.web import notes
 from plugin.writeback.models import OutboxItem
 from plugin.writeback.outbox import submission_status
@@ -134,6 +143,15 @@ def launch_and_preview(live: Live) -> Previewed:
     return Previewed(browser, base, preview.text, {**fields, **ANSWERS})
 
 
+def launch_id_of(live: Live, previewed: Previewed) -> str:
+    """Return the id of the launch a preview was made in (looked up by its handle, as the app does)."""
+    handle = previewed.base.rsplit("/", 1)[1]
+    with db_of(live).session() as session:
+        launch_id = session.scalar(select(Launch.id).where(Launch.handle_hash == sha256_hex(handle)))
+    assert launch_id is not None
+    return launch_id
+
+
 def db_of(live: Live) -> Database:
     """Return the app's database."""
     database: Database = live.app.extensions["itb.db"]
@@ -189,6 +207,27 @@ def filing_status(page: str) -> tuple[str, str]:
     match = re.search(r'id="filing-status" data-state="([^"]+)" role="status">([^<]*)<', page)
     assert match, page[:800]
     return match.group(1), html.unescape(match.group(2))
+
+
+def assert_not_filed_and_text_kept(
+    live: Live, refused: requests.Response, previewed: Previewed, rows_before: int
+) -> dict[str, str]:
+    """Check a submit was refused for now (503, no error page) with the clinician's text kept and nothing
+    queued; return the kept form's hidden fields."""
+    assert refused.status_code == 503, refused.text[:800]
+    assert "Traceback" not in refused.text
+    message = re.search(r'<p id="error-message">([^<]+)</p>', refused.text)
+    assert message and "nothing was filed" in html.unescape(message.group(1))
+    kept = {name: html.unescape(value) for name, value in HIDDEN_INPUT.findall(refused.text)}
+    assert kept["submit_key"] == previewed.fields["submit_key"]
+    assert kept["dose_value"] == PROPOSAL["dose_value"]
+    assert kept["override_comment"] == OVERRIDE["override_comment"]
+    for name in ("rationale", "side_effects_reviewed", "rescue_plan", "monitoring_plan"):
+        textarea = re.search(rf'<textarea id="{name}" name="{name}"[^>]*>([^<]*)</textarea>', refused.text)
+        assert textarea and html.unescape(textarea.group(1)) == ANSWERS[name], name
+    assert dose_change(live, previewed.fields["submit_key"]) is None, "nothing half-written"
+    assert outbox_count(live) == rows_before
+    return kept
 
 
 # --- (a) the EHR goes down between the preview and the submit ------------------------------------
@@ -330,30 +369,155 @@ def test_without_any_chart_and_the_ehr_down_the_submit_is_refused_and_the_text_k
 ) -> None:
     monkeypatch.setattr(charts, "CHART_TTL_SECONDS", 0)
     previewed = launch_and_preview(live)
-    monkeypatch.setattr(charts, "_previews", {})  # the process restarted: no chart in memory
+    monkeypatch.setattr(charts, "_previews", {})  # the process restarted: no chart in memory ...
+    with db_of(live).session() as session:  # ... nor in the database (it could not be stored)
+        session.execute(delete(NotePreview).where(NotePreview.launch_id == launch_id_of(live, previewed)))
     faults(live, offline_tenants=["full"])
     rows_before = outbox_count(live)
 
     refused = previewed.submit()
 
-    assert refused.status_code == 503, refused.text[:800]
-    assert "Traceback" not in refused.text
-    message = re.search(r'<p id="error-message">([^<]+)</p>', refused.text)
-    assert message and "nothing was filed" in html.unescape(message.group(1))
-    kept = {name: html.unescape(value) for name, value in HIDDEN_INPUT.findall(refused.text)}
-    assert kept["submit_key"] == previewed.fields["submit_key"]
-    assert kept["dose_value"] == PROPOSAL["dose_value"]
-    assert kept["override_comment"] == OVERRIDE["override_comment"]
-    for name in ("rationale", "side_effects_reviewed", "rescue_plan", "monitoring_plan"):
-        textarea = re.search(rf'<textarea id="{name}" name="{name}"[^>]*>([^<]*)</textarea>', refused.text)
-        assert textarea and html.unescape(textarea.group(1)) == ANSWERS[name], name
-    assert dose_change(live, previewed.fields["submit_key"]) is None, "nothing half-written"
-    assert outbox_count(live) == rows_before
+    kept = assert_not_filed_and_text_kept(live, refused, previewed, rows_before)
 
     faults(live, reset=True)  # back up: the kept form previews the same note again
     fields = {**kept, **ANSWERS}
     again = previewed.browser.post(f"{previewed.base}/preview", data=fields, timeout=60)
     assert again.status_code == 200 and html.escape(ANSWERS["rationale"]) in again.text
+
+
+# --- (d) the submit reaches another worker than the preview did -----------------------------------
+
+
+def as_another_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve the next requests as a worker (or host) that did not render the preview: nothing in memory."""
+    monkeypatch.setattr(charts, "_previews", {})
+    monkeypatch.setattr(charts, "_cache", {})
+
+
+def stored_preview(live: Live, launch_id: str) -> NotePreview | None:
+    """Return the launch's stored preview row, if any."""
+    with db_of(live).session() as session:
+        row = session.get(NotePreview, launch_id)
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def set_stored_preview(live: Live, launch_id: str, **values: str) -> None:
+    """Overwrite columns of the launch's stored preview row."""
+    with db_of(live).session() as session:
+        session.execute(update(NotePreview).where(NotePreview.launch_id == launch_id).values(**values))
+
+
+def app_cipher(live: Live) -> TokenCipher:
+    """Return the app's cipher (keyed from its secret key)."""
+    cipher: TokenCipher = live.app.extensions["itb.cipher"]
+    return cipher
+
+
+def test_a_submit_served_by_another_worker_while_the_ehr_is_down_is_filed_once_when_it_is_back(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(charts, "CHART_TTL_SECONDS", 0)
+    previewed = launch_and_preview(live)
+    as_another_worker(monkeypatch)
+    faults(live, offline_tenants=["full"])
+    fhir_client.clear_capabilities_cache()
+
+    confirmation = previewed.submit()
+
+    assert confirmation.status_code == 200, confirmation.text[:800]
+    assert filing_status(confirmation.text) == ("pending", "saved, will be filed when the EHR answers")
+    record = dose_change(live, previewed.fields["submit_key"])
+    assert record is not None, "the dose change is in the app's database"
+    assert record.verdict == previewed.verdict, "the check filed is the one previewed"
+    assert record.proposed_dose_ug_per_day == pytest.approx(440.0)
+    assert record.current_dose_ug_per_day == pytest.approx(400.0), "from the previewed chart"
+    assert ANSWERS["rationale"] in record.note_text
+    rows = outbox_rows(live, record.outbox_submission_id)
+    assert rows and {r.status for r in rows} == {"pending"}
+    assert rows[0].resource_type == "DocumentReference"
+    assert notes_in_ehr(live, rows[0].id) == []
+
+    faults(live, reset=True)  # the EHR is back
+    assert run_outbox_until_settled(live, record.outbox_submission_id) == "filed"
+    assert len(notes_in_ehr(live, rows[0].id)) == 1, "exactly one note in the EHR"
+    assert run_outbox_until_settled(live, record.outbox_submission_id) == "filed"
+    assert len(notes_in_ehr(live, rows[0].id)) == 1
+
+
+def test_a_stored_chart_of_another_preview_is_not_used(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(charts, "CHART_TTL_SECONDS", 0)
+    previewed = launch_and_preview(live)
+    launch_id = launch_id_of(live, previewed)
+    row = stored_preview(live, launch_id)
+    assert row is not None and row.submit_key == previewed.fields["submit_key"]
+    set_stored_preview(live, launch_id, submit_key=str(uuid.uuid4()))  # a later preview, in another tab
+    as_another_worker(monkeypatch)
+    faults(live, offline_tenants=["full"])
+    rows_before = outbox_count(live)
+
+    refused = previewed.submit()
+
+    assert_not_filed_and_text_kept(live, refused, previewed, rows_before)
+    set_stored_preview(live, launch_id, submit_key=row.submit_key)  # the control: this preview's key
+    assert previewed.submit().status_code == 200
+    assert dose_change(live, previewed.fields["submit_key"]) is not None
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(
+            lambda live, plain: TokenCipher("a rotated secret key").seal_bytes(plain), id="other-key"
+        ),
+        pytest.param(lambda live, plain: app_cipher(live).seal_bytes(b'{"patient": 7}'), id="other-shape"),
+        pytest.param(lambda live, plain: app_cipher(live).seal_bytes(b"\x00not json"), id="not-json"),
+        pytest.param(lambda live, plain: "not a Fernet token", id="not-a-token"),
+    ],
+)
+def test_a_stored_chart_that_cannot_be_read_counts_as_no_copy(
+    live: Live,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    spoil: Callable[[Live, bytes], str],
+) -> None:
+    monkeypatch.setattr(charts, "CHART_TTL_SECONDS", 0)
+    previewed = launch_and_preview(live)
+    launch_id = launch_id_of(live, previewed)
+    row = stored_preview(live, launch_id)
+    assert row is not None
+    set_stored_preview(live, launch_id, chart_enc=spoil(live, app_cipher(live).open_bytes(row.chart_enc)))
+    as_another_worker(monkeypatch)
+    faults(live, offline_tenants=["full"])
+    rows_before = outbox_count(live)
+
+    with caplog.at_level(logging.WARNING, logger=charts.__name__):
+        refused = previewed.submit()
+
+    assert_not_filed_and_text_kept(live, refused, previewed, rows_before)
+    warnings = [r for r in caplog.records if getattr(r, "event", None) == "chart.preview_unreadable"]
+    assert warnings, "the unreadable copy is logged"
+    assert all(PATIENT not in r.getMessage() and not r.exc_info for r in warnings)
+    set_stored_preview(live, launch_id, chart_enc=row.chart_enc)  # the control: the row as stored
+    assert previewed.submit().status_code == 200
+    assert dose_change(live, previewed.fields["submit_key"]) is not None
+
+
+def test_the_stored_chart_is_encrypted(live: Live) -> None:
+    previewed = launch_and_preview(live)
+    row = stored_preview(live, launch_id_of(live, previewed))
+    assert row is not None
+    plain = app_cipher(live).open_bytes(row.chart_enc)
+    chart = msgspec.json.decode(plain, type=Chart)
+    assert chart.patient.reference == f"Patient/{PATIENT}"
+    [record] = chart.dose_records
+    in_clear = [PATIENT, f'"daily_dose_ug":{record.daily_dose_ug}']
+    in_clear += [text for text in (chart.patient.name, record.original_text) if text]
+    assert all(text.encode() in plain for text in in_clear), "what the stored bytes must hide"
+    stored = row.chart_enc.encode("ascii")
+    for found_in in (stored, base64.urlsafe_b64decode(stored)):  # not merely encoded either
+        assert [text for text in in_clear if text.encode() in found_in] == []
 
 
 # --- the chart changed between the preview and the submit ----------------------------------------
