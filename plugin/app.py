@@ -78,7 +78,7 @@ def configure_security(app: Flask) -> None:
 
 def configure_views(app: Flask) -> None:
     """Register blueprints and response headers."""
-    from plugin.web import auditor, clinician, headers, health, launch, notes, pharmacist
+    from plugin.web import auditor, clinician, headers, health, input_guard, launch, notes, pharmacist
 
     app.register_blueprint(health.bp)
     app.register_blueprint(launch.bp)
@@ -87,6 +87,7 @@ def configure_views(app: Flask) -> None:
     app.register_blueprint(pharmacist.bp)
     app.register_blueprint(auditor.bp)
     headers.init_app(app)
+    input_guard.init_app(app)
 
 
 def configure_writeback(app: Flask) -> None:

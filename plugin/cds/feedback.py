@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from plugin.cds.audit_hook import AuditHook
 from plugin.cds.models import IssuedCard
-from plugin.cds.service import CdsRequestError
+from plugin.cds.service import CdsRequestError, refuse_nul
 from plugin.db import Database
 from plugin.domain.loader.fhir import parse_datetime
 from plugin.writeback.codes import OVERRIDE_REASON_SYSTEM, override_reasons
@@ -56,8 +56,21 @@ def parse_feedback(body: Any) -> list[dict[str, Any]]:
         override = raw.get("overrideReason")
         if outcome == "overridden":
             item.update(_override(override, where, known_reasons))
+        _refuse_nul_in(item, where)
         items.append(item)
     return items
+
+
+def _refuse_nul_in(value: Any, where: str) -> None:
+    """Raise a 400 when any string of a parsed feedback item holds a NUL character (they are stored)."""
+    if isinstance(value, str):
+        refuse_nul(value, where)
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            _refuse_nul_in(inner, f"{where}.{key}")
+    elif isinstance(value, list):
+        for inner in value:
+            _refuse_nul_in(inner, where)
 
 
 def _override(override: Any, where: str, known: set[str]) -> dict[str, Any]:

@@ -95,6 +95,17 @@ def _text(value: Any, name: str, *, required: bool = True) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise CdsRequestError(400, f"{name} must be a non-empty string")
+    return refuse_nul(value, name)
+
+
+def refuse_nul(value: str, name: str) -> str:
+    """Return ``value``; raise a 400 when it holds a NUL character (``\\u0000``).
+
+    For the fields that are stored: PostgreSQL cannot keep a NUL in a text column, so the write of the
+    cards (or the feedback's audit record) would fail after the check had run.
+    """
+    if "\x00" in value:
+        raise CdsRequestError(400, f"{name} contains a NUL character")
     return value
 
 
@@ -173,6 +184,8 @@ def parse_request(data: bytes, allowed_hooks: frozenset[str]) -> HookRequest:
             raise CdsRequestError(400, "fhirAuthorization must be a Bearer token")
         token = _text(authorization.get("access_token"), "fhirAuthorization.access_token")
     user_id = context.get("userId") if isinstance(context.get("userId"), str) else None
+    if user_id is not None:
+        refuse_nul(user_id, "context.userId")
     return HookRequest(
         hook=str(hook), hook_instance=hook_instance, patient_id=patient_id, draft_orders=draft_orders,
         prefetch_json=prefetch_json, context=context, user_id=user_id, selections=tuple(selections),

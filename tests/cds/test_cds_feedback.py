@@ -108,6 +108,21 @@ def test_invalid_feedback_is_400(cds_client: FlaskClient, sign: Callable[..., st
         assert _feedback(cds_client, sign, items).status_code == 400, items
 
 
+def test_feedback_with_a_nul_character_is_refused_and_not_recorded(
+    cds_client: FlaskClient, sign: Callable[..., str], audit_events: list[dict[str, Any]]
+) -> None:
+    card = _issue(cds_client, sign)
+    reason = card["overrideReasons"][0]
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-12-01T12:02:00+00:00",
+            "overrideReason": {"reason": reason, "userComment": "titrating\u0000 on the ward"}}  # fmt: skip
+    recorded = len(audit_events)
+    response = _feedback(cds_client, sign, [item])
+    assert response.status_code == 400 and "NUL" in response.json["error_description"]
+    assert len(audit_events) == recorded
+    item["overrideReason"]["userComment"] = "titrating on the ward"
+    assert _feedback(cds_client, sign, [item]).status_code == 200 and len(audit_events) == recorded + 1
+
+
 def test_feedback_needs_a_valid_token_for_the_feedback_url(
     cds_client: FlaskClient, sign: Callable[..., str]
 ) -> None:

@@ -204,6 +204,10 @@ def test_malformed_requests_get_a_one_line_400(cds_client: FlaskClient, sign: Ca
     bad_patient["context"]["patientId"] = "a/b?c"
     token_without_server = {**good, "fhirAuthorization": {"access_token": "x", "token_type": "Bearer"}}
     broken += [no_orders, bad_patient, token_without_server, {**good, "prefetch": ["not", "an object"]}]
+    # Stored fields with a NUL (PostgreSQL cannot keep one in text): refused before anything is written.
+    nul_user = copy.deepcopy(good)
+    nul_user["context"]["userId"] = "Practitioner/a\u0000b"
+    broken += [{**good, "hookInstance": "a\u0000b"}, nul_user]
     # The prefetch is only skipped over at first (ADR 0002); what is wrong inside it still gets a 400.
     text = json.dumps(good)
     broken += [
