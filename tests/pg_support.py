@@ -15,10 +15,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, make_url, text
 
+from plugin.app import create_app
 from plugin.db import Database
 
 ENV_VAR = "ITB_TEST_DATABASE_URL"
@@ -73,3 +77,25 @@ def empty_app_tables(db: Database) -> None:
         )
         if tables:
             connection.exec_driver_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables))
+
+
+@contextmanager
+def app_on(
+    request: pytest.FixtureRequest, tmp_path: Path, config: dict[str, Any], pg_url_fixture: str = "pg_url"
+) -> Iterator[Flask]:
+    """Yield the app with ``config`` on the backend of ``request.param`` (a ``BACKENDS`` parameter).
+
+    On PostgreSQL the database is the one the ``pg_url_fixture`` fixture yields, emptied afterwards.
+    """
+    config = dict(config)
+    if request.param == "postgresql":
+        config["DATABASE_URL"] = request.getfixturevalue(pg_url_fixture)
+    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    db: Database = app.extensions["itb.db"]
+    assert db.is_postgres == (request.param == "postgresql")
+    try:
+        yield app
+    finally:
+        if db.is_postgres:
+            empty_app_tables(db)
+        db.dispose()

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from plugin.app import create_app
 from plugin.db import Database
 from plugin.migrations_runner import upgrade
-from tests.pg_support import BACKENDS, empty_app_tables, fresh_database
+from tests.pg_support import BACKENDS, app_on, empty_app_tables, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -34,22 +33,9 @@ def app(
     request: pytest.FixtureRequest, tmp_path: Path, registry_entries: list[dict[str, Any]]
 ) -> Iterator[Flask]:
     """Create the app with keys in a temporary instance folder, on SQLite or on PostgreSQL."""
-    config: dict[str, Any] = {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key",
-        "EHR_REGISTRY": registry_entries,
-    }
-    if request.param == "postgresql":
-        config["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
-    db: Database = app.extensions["itb.db"]
-    assert db.is_postgres == (request.param == "postgresql")
-    try:
+    config = {"TESTING": True, "SECRET_KEY": "test-secret-key", "EHR_REGISTRY": registry_entries}
+    with app_on(request, tmp_path, config) as app:
         yield app
-    finally:
-        if db.is_postgres:
-            empty_app_tables(db)
-        db.dispose()
 
 
 @pytest.fixture

@@ -17,10 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from plugin.app import create_app
 from plugin.clinician.models import DoseChangeRecord
-from plugin.db import Database
-from tests.pg_support import BACKENDS, empty_app_tables, fresh_database
+from tests.pg_support import BACKENDS, app_on, fresh_database
 from tests.web.test_clinician_csrf import FORM
 from tests.web.test_override_rules import clinician_launch, stand_in_for_the_ehr, token
 
@@ -37,15 +35,9 @@ def app(
     request: pytest.FixtureRequest, tmp_path: Path, registry_entries: list[dict[str, Any]]
 ) -> Iterator[Flask]:
     """Yield the app on SQLite or on PostgreSQL (schema by its migrations)."""
-    config: dict[str, Any] = {"TESTING": True, "SECRET_KEY": "k", "EHR_REGISTRY": registry_entries}
-    if request.param == "postgresql":
-        config["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
-    yield app
-    db: Database = app.extensions["itb.db"]
-    if db.is_postgres:
-        empty_app_tables(db)
-    db.dispose()
+    config = {"TESTING": True, "SECRET_KEY": "k", "EHR_REGISTRY": registry_entries}
+    with app_on(request, tmp_path, config) as app:
+        yield app
 
 
 def dose_changes(app: Flask) -> int:

@@ -21,14 +21,13 @@ from flask import Flask
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
-from plugin.app import create_app
 from plugin.clinician import charts
 from plugin.clinician.models import NotePreview
 from plugin.db import Database
 from plugin.domain.chart import Chart, DoseRecord, Patient
 from plugin.launches.crypto import TokenCipher
 from plugin.launches.models import Launch
-from tests.pg_support import BACKENDS, empty_app_tables, fresh_database
+from tests.pg_support import BACKENDS, app_on, fresh_database
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 SECRET_KEY = "preview-store-secret"
@@ -55,18 +54,11 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(params=BACKENDS)
 def app(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     """Yield the app on SQLite or PostgreSQL (schema by its migrations), with no preview in memory."""
-    config: dict[str, Any] = {"TESTING": True, "SECRET_KEY": SECRET_KEY, "EHR_REGISTRY": []}
-    if request.param == "postgresql":
-        config["DATABASE_URL"] = request.getfixturevalue("pg_url")
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
     monkeypatch.setattr(charts, "_previews", {})
     monkeypatch.setattr(charts, "_cache", {})
-    with app.app_context():
+    config = {"TESTING": True, "SECRET_KEY": SECRET_KEY, "EHR_REGISTRY": []}
+    with app_on(request, tmp_path, config) as app, app.app_context():
         yield app
-    db: Database = app.extensions["itb.db"]
-    if db.is_postgres:
-        empty_app_tables(db)
-    db.dispose()
 
 
 def db_of(app: Flask) -> Database:
