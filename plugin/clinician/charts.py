@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from plugin.clinician.models import NotePreview
+from plugin.clinician.models import NotePreview, purge_expired_previews
 from plugin.db import get_db
 from plugin.domain.chart import Chart
 from plugin.domain.codes import load_code_sets
@@ -95,7 +95,7 @@ def _store_preview(launch: Launch, submit_key: str, chart: Chart, now: datetime)
     }
     with get_db().session() as session:
         session.execute(_upsert(session, values))
-        session.execute(delete(NotePreview).where(NotePreview.expires_at < now))
+        purge_expired_previews(session, now)
 
 
 def _upsert(session: Session, values: dict[str, Any]) -> Any:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, delete
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from plugin.db import Base, UTCDateTime
 from plugin.launches.models import Launch
@@ -59,3 +59,13 @@ class NotePreview(Base):
     chart_enc: Mapped[str] = mapped_column(Text)  # Fernet token of the msgspec JSON of the Chart
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+def purge_expired_previews(session: Session, now: datetime) -> int:
+    """Delete the stored preview charts of launches whose session has expired; return how many.
+
+    Run on every preview and every completed launch, so an instance that is still used keeps no
+    patient's chart longer than that patient's launch lasted.
+    """
+    result = session.execute(delete(NotePreview).where(NotePreview.expires_at < now))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import update
 
+from plugin.clinician.models import purge_expired_previews
 from plugin.db import get_db, rows_changed, utcnow
 from plugin.launches.base import LaunchError, LaunchExpired, cipher, registered_ehr
 from plugin.launches.crypto import sha256_hex
@@ -164,6 +165,8 @@ def finish_launch(state: str | None, code: str | None, error: str | None, now: d
             fhir_user=fhir_user,
             now=now,
         )
+        # Previewed charts (PHI) of expired launches go now, not only at the next preview.
+        purge_expired_previews(session, now)
     from plugin.audit.app_events import audit
 
     audit(launch, "launch.read-record", detail={"ehr": entry.name, "scope": launch.scope[:500]})

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from plugin.clinician.models import NotePreview
 from plugin.launches.models import Launch
 from plugin.launches.smart import forget_discovery
 
@@ -179,3 +182,32 @@ def test_discovery_without_s256_fails_closed(client: FlaskClient) -> None:
         response = client.get(f"/launch?iss={SANDBOX_ISS}&launch=x")
     assert response.status_code == 502
     assert b"SMART configuration" in response.data
+
+
+def test_a_completed_launch_purges_the_previewed_charts_of_expired_launches(
+    app: Flask, client: FlaskClient
+) -> None:
+    # The previewed chart is PHI: it must not wait for the next preview to go once its launch is over.
+    now = datetime.now(UTC)
+    with app.app_context(), app.extensions["itb.db"].session() as session:
+        for name, expires_at in (("ended", now - timedelta(hours=2)), ("live", now + timedelta(hours=2))):
+            session.add(
+                Launch(
+                    id=name, handle_hash=name, iss=SANDBOX_ISS, client_id="itb", patient_id="p1",
+                    tokens_enc="sealed", access_expires_at=expires_at, created_at=now - timedelta(hours=3),
+                    expires_at=expires_at,
+                )
+            )  # fmt: skip
+            session.flush()
+            session.add(
+                NotePreview(
+                    launch_id=name, submit_key=name, chart_enc="sealed", stored_at=now, expires_at=expires_at
+                )
+            )
+    with responses.RequestsMock() as rsps:
+        _mock_discovery(rsps)
+        state = _start(client)["state"][0]
+        _mock_token(rsps, "p2", "token-2")
+        assert client.get(f"/callback?code=c2&state={state}").status_code == 303
+    with app.app_context(), app.extensions["itb.db"].session() as session:
+        assert sorted(session.scalars(select(NotePreview.launch_id))) == ["live"]
