@@ -132,10 +132,11 @@ def decode_request(data: bytes) -> _Envelope:
     """Decode a request body's top level; raise a 400 for invalid JSON or anything but an object."""
     try:
         return _ENVELOPE.decode(data)
-    except msgspec.ValidationError as error:  # valid JSON, but not an object
-        raise CdsRequestError(400, "the request body must be a JSON object") from error
-    except msgspec.DecodeError as error:
-        raise CdsRequestError(400, "the request body is not valid JSON") from error
+    except msgspec.DecodeError as error:  # ValidationError too: JSON but not an object, or out of range
+        if not data.lstrip().startswith(b"{"):
+            raise CdsRequestError(400, "the request body must be a JSON object") from error
+        # msgspec names the byte offset or the JSON path (``$.context.x``), never a value.
+        raise CdsRequestError(400, f"the request body is not valid JSON ({str(error)[:100]})") from error
 
 
 def prefetch_of(req: HookRequest) -> Mapping[str, Any]:

@@ -213,12 +213,16 @@ def test_malformed_requests_get_a_one_line_400(cds_client: FlaskClient, sign: Ca
     broken += [
         text[:-1] + ', "prefetch": {"patient": tru}}',
         text[:-1].encode() + b', "prefetch": {"p": "\xff"}}',
+        # Valid JSON syntax in a field that is decoded, but no double holds the number.
+        json.dumps({**good, "context": {**good["context"], "x": "HUGE"}}).replace('"HUGE"', "1e400"),
     ]
     for body in broken:
         response = post(cds_client, body, sign())
         assert response.status_code == 400, body
         assert response.json["error"] == "bad_request"
         assert "\n" not in response.json["error_description"]
+    out_of_range = post(cds_client, broken[-1], sign()).json["error_description"]
+    assert out_of_range.startswith("the request body is not valid JSON"), "it is an object"
 
 
 def test_unknown_service_id_is_404(cds_client: FlaskClient, sign: Callable[..., str]) -> None:
