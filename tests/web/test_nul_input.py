@@ -18,16 +18,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from plugin.clinician.models import DoseChangeRecord
-from tests.pg_support import BACKENDS, app_on, fresh_database
+from tests.pg_support import BACKENDS, app_on
 from tests.web.test_clinician_csrf import FORM
 from tests.web.test_override_rules import clinician_launch, stand_in_for_the_ehr, token
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """Create a PostgreSQL database for this module; drop it at the end (or skip)."""
-    with fresh_database() as url:
-        yield url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -27,7 +27,7 @@ from plugin.db import Database
 from plugin.domain.chart import Chart, DoseRecord, Patient
 from plugin.launches.crypto import TokenCipher
 from plugin.launches.models import Launch
-from tests.pg_support import BACKENDS, app_on, fresh_database
+from tests.pg_support import BACKENDS, app_on
 
 NOW = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 SECRET_KEY = "preview-store-secret"
@@ -42,13 +42,6 @@ def chart_of(dose: float) -> Chart:
         source="MedicationStatement/itb-1", status="active", daily_dose_ug=dose, original_text=DOSE_TEXT
     )
     return Chart(patient=Patient(reference=f"Patient/{PATIENT}", name=NAME), dose_records=(record,))
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """Create a PostgreSQL database for this module; drop it at the end (or skip)."""
-    with fresh_database() as url:
-        yield url
 
 
 @pytest.fixture(params=BACKENDS)
