@@ -12,8 +12,14 @@ plus 150 vital signs: about 200 Observations) and a 600 ug/d draft order (block,
 heaviest path). Every call carries its own signed JWT (unique jti), signed before the clock starts so
 the load generator measures the server, not its own ECDSA. Prints req/s, p50 and p99 for both and the
 throughput ratio, the server's CPU per request, and the closed-loop latency floor (Little's law: 50
-clients / throughput). Goal: p99 < 50 ms and >= 0.5x the trivial endpoint's throughput. Loopback only;
-the load loops stop by themselves and the server is stopped at the end.
+clients / throughput). Goal: p99 < 50 ms and >= 0.5x the trivial endpoint's throughput.
+
+Two floor phases run between them (``--no-floor`` skips them), against endpoints only this benchmark
+adds: ``floor-body`` reads the same request and answers no cards; ``floor-jwt`` also verifies its JWT as
+the service does. They bound what any implementation of the service can reach on this machine. Then
+open-loop phases (``--rates 100,200``) send order-sign at a fixed planned rate and count each latency
+from its planned send time: the latency an EHR sees at that load, which a closed loop cannot show.
+Loopback only; the load loops stop by themselves and the server is stopped at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gc
 import http.client
+import itertools
 import json
 import multiprocessing
 import os
@@ -70,6 +77,8 @@ def wsgi_app() -> Any:
     app = create_app()
     if "cds" not in app.blueprints:
         plugin.cds.init_app(app)
+    if os.environ.get("ITB_BENCH_FLOOR", "0") == "1":
+        _add_floor_routes(app)
     if os.environ.get("ITB_BENCH_GC_FREEZE", "1") == "1":
         # Move the startup heap (Flask, SQLAlchemy, pydantic/fhir.resources models: ~130,000 objects)
         # out of the collector's reach. Without it every gen-2 collection, which a 120 KiB request's
@@ -78,6 +87,34 @@ def wsgi_app() -> Any:
         gc.collect()
         gc.freeze()
     return app
+
+
+def _add_floor_routes(app: Any) -> None:
+    """Add the benchmark-only floor endpoints: the service's unavoidable first steps and nothing else.
+
+    ``/bench/floor/body`` reads the request body as the service does and answers an empty card list;
+    ``/bench/floor/jwt`` also verifies the client JWT as the service does (without storing its jti, so
+    the benchmark can reuse its tokens). No check, no chart, no database. Whatever the service does
+    after these steps can only cost more, so their throughput bounds the ratio the service can reach.
+    """
+    from flask import Response, request
+
+    from plugin.cds import views
+
+    empty = b'{"cards":[]}'
+
+    @app.post("/bench/floor/body")
+    def bench_floor_body() -> Response:
+        views._raw_body()
+        return Response(empty, 200, mimetype="application/json")
+
+    @app.post("/bench/floor/jwt")
+    def bench_floor_jwt() -> Response:
+        state = views._state()
+        token = request.headers.get("Authorization", "")[7:]
+        state.verifier.verify(token, views._public_url(SERVICE), state.clock(), remember=False)
+        views._raw_body()
+        return Response(empty, 200, mimetype="application/json")
 
 
 def _free_port() -> int:
@@ -156,17 +193,30 @@ def _request_head(method: str, path: str, port: int, body: bytes | None, token: 
 
 
 async def _connection(port: int, path: str, body: bytes | None, heads: Any, deadline: float,
-                      latencies: list[float], errors: list[int]) -> None:  # fmt: skip
-    """One keep-alive client: send prebuilt requests until the deadline (or the JWTs run out)."""
+                      latencies: list[float], errors: list[int], schedule: Any = None) -> None:  # fmt: skip
+    """One keep-alive client: send prebuilt requests until the deadline (or the JWTs run out).
+
+    With a ``schedule`` (open loop) each request waits for its planned send time, and its latency is
+    counted from that time, so a server that falls behind is charged for the wait (no coordinated
+    omission); without one (closed loop) the next request goes as soon as the last answer arrived.
+    """
     import asyncio
 
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
         while time.perf_counter() < deadline:
+            planned = next(schedule) if schedule is not None else None
+            if planned is not None and planned >= deadline:
+                break
             head = next(heads, None)
             if head is None:
                 break
-            start = time.perf_counter()
+            if planned is not None:
+                if planned > time.perf_counter():
+                    await asyncio.sleep(planned - time.perf_counter())
+                start = planned
+            else:
+                start = time.perf_counter()
             writer.write(head)
             if body is not None:
                 writer.write(body)
@@ -195,7 +245,8 @@ async def _connection(port: int, path: str, body: bytes | None, heads: Any, dead
 
 
 def _client_process(port: int, path: str, body: bytes | None, tokens: list[str], connections: int,
-                    seconds: float, queue: Any) -> None:  # fmt: skip
+                    seconds: float, queue: Any, reuse: bool, rate: float | None,
+                    offset: float) -> None:  # fmt: skip
     """Drive ``connections`` keep-alive connections from one asyncio loop; put (latencies, errors).
 
     Lean on purpose (the load generator shares the machine's cores with the server): raw HTTP/1.1 over
@@ -206,7 +257,8 @@ def _client_process(port: int, path: str, body: bytes | None, tokens: list[str],
     method = "POST" if body is not None else "GET"
     if body is not None:
         prebuilt = [_request_head(method, path, port, body, token) for token in tokens]
-        heads: Any = iter(prebuilt)
+        # The floor endpoints do not store the jti, so their phases may cycle through the tokens.
+        heads: Any = itertools.cycle(prebuilt) if reuse else iter(prebuilt)
     else:
         head = _request_head(method, path, port, None, None)
         heads = iter(lambda: head, None)  # endless
@@ -214,18 +266,26 @@ def _client_process(port: int, path: str, body: bytes | None, tokens: list[str],
     errors = [0]
 
     async def run() -> None:
-        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+        deadline = started + seconds
+        # Open loop: this process's share of the arrivals, evenly spaced, taken by whichever connection
+        # is free (a connection is a client that can have one request outstanding).
+        schedule = (
+            (started + offset + i / rate for i in itertools.count()) if rate else None
+        )  # fmt: skip
         await asyncio.gather(
-            *(_connection(port, path, body, heads, deadline, latencies, errors) for _ in range(connections))
-        )
+            *(_connection(port, path, body, heads, deadline, latencies, errors, schedule)
+              for _ in range(connections))
+        )  # fmt: skip
 
     asyncio.run(run())
     queue.put((latencies, errors[0]))
 
 
 def _phase(name: str, port: int, path: str, body: bytes | None, tokens: list[str], clients: int,
-           seconds: float) -> dict[str, float]:  # fmt: skip
-    """Drive ``clients`` clients (2 processes) for ``seconds``; return throughput and latency."""
+           seconds: float, *, reuse: bool = False, rate: float | None = None) -> dict[str, float]:  # fmt: skip
+    """Drive ``clients`` clients (2 processes) for ``seconds``, closed loop or at ``rate`` requests per
+    second (open loop); return throughput and latency."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     processes = 2
@@ -233,7 +293,8 @@ def _phase(name: str, port: int, path: str, body: bytes | None, tokens: list[str
     share = len(tokens) // processes
     procs = [
         ctx.Process(target=_client_process,
-                    args=(port, path, body, tokens[i * share:(i + 1) * share], per, seconds, queue))
+                    args=(port, path, body, tokens[i * share:(i + 1) * share], per, seconds, queue, reuse,
+                          rate / processes if rate else None, i / rate if rate else 0.0))
         for i in range(processes)
     ]  # fmt: skip
     started = time.perf_counter()
@@ -303,7 +364,14 @@ def main() -> int:
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--no-gc-freeze", action="store_true", help="leave the workers' GC as Python sets it")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor-body and floor-jwt phases")
+    parser.add_argument("--rates", default="100,200",
+                        help="open-loop order-sign rates (req/s) measured after the closed loop; '' for none")  # fmt: skip
     args = parser.parse_args()
+    try:
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    except ValueError:
+        parser.error("--rates takes comma-separated numbers, e.g. 100,200")
 
     instance = Path(tempfile.mkdtemp(prefix="itb-bench-cds-"))
     key_material: dict[str, str] | bytes
@@ -334,6 +402,7 @@ def main() -> int:
         "ITB_CDS_AUDIT_CARDS": "false" if args.no_audit_cards else "true",
         "ITB_CDS_CHART_CACHE_SECONDS": "0" if args.no_chart_cache else "60",
         "ITB_BENCH_GC_FREEZE": "0" if args.no_gc_freeze else "1",
+        "ITB_BENCH_FLOOR": "0" if args.no_floor else "1",
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
@@ -362,25 +431,53 @@ def main() -> int:
         # Warm both paths (imports, JWKS parse, DB connections) before measuring.
         _phase("warm-up", port, SERVICE, body, tokens[:400], 8, 1.0)
         tokens = tokens[400:]
-        cpu_before = _server_cpu_seconds(server.pid)
-        health = _phase("healthz", port, "/healthz", None, [], args.clients, args.seconds)
-        cpu_mid = _server_cpu_seconds(server.pid)
-        cds = _phase("cds", port, SERVICE, body, tokens, args.clients, args.seconds)
-        cpu_after = _server_cpu_seconds(server.pid)
-        for name, stats, (start, end) in (
-            ("healthz", health, (cpu_before, cpu_mid)),
-            ("cds", cds, (cpu_mid, cpu_after)),
-        ):
+        # The floor phases run between the two, so a drift of the shared machine shows in all three.
+        phases = [("healthz", "/healthz", None, [], False)]
+        if not args.no_floor:
+            reusable = tokens[:2000]
+            phases += [("floor-body", "/bench/floor/body", body, reusable, True),
+                       ("floor-jwt", "/bench/floor/jwt", body, reusable, True)]  # fmt: skip
+        open_loop: list[tuple[str, str, bytes | None, list[str], bool, float | None]] = []
+        for rate in rates:
+            needed = int(rate * args.seconds * 1.1) + args.clients
+            open_loop.append((f"cds@{rate:g}/s", SERVICE, body, tokens[-needed:], False, rate))
+            tokens = tokens[:-needed]
+        phases.append(("cds", SERVICE, body, tokens, False))
+        results: dict[str, dict[str, float]] = {}
+        for name, path, phase_body, phase_tokens, reuse, rate in [(*p, None) for p in phases] + open_loop:
+            cpu_start = _server_cpu_seconds(server.pid)
+            stats = _phase(name, port, path, phase_body, phase_tokens, args.clients, args.seconds,
+                           reuse=reuse, rate=rate)  # fmt: skip
+            cpu_end = _server_cpu_seconds(server.pid)
             if stats["requests"]:
-                user, system = ((end[i] - start[i]) * 1000 / stats["requests"] for i in (0, 1))
-                print(f"{name:>8}: server CPU {user + system:.2f} ms per request "
-                      f"(user {user:.2f}, system {system:.2f})")  # fmt: skip
+                stats["cpu_user_ms"], stats["cpu_system_ms"] = (
+                    (cpu_end[i] - cpu_start[i]) * 1000 / stats["requests"] for i in (0, 1)
+                )
+            results[name] = stats
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    health, cds = results["healthz"], results["cds"]
+    print()
+    print(
+        f"{'':>10}  {'req/s':>6}  {'x healthz':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'server CPU ms/req':>17}"
+    )
+    for name, stats in results.items():
+        share = stats["rps"] / health["rps"] if health["rps"] else 0.0
+        cpu = stats.get("cpu_user_ms", 0.0) + stats.get("cpu_system_ms", 0.0)
+        print(f"{name:>10}  {stats['rps']:>6.0f}  {share:>8.2f}x  {stats['p50_ms']:>7.1f}  "
+              f"{stats['p99_ms']:>7.1f}  {cpu:>17.2f}")  # fmt: skip
     ratio = cds["rps"] / health["rps"] if health["rps"] else 0.0
     print(f"ratio cds/healthz throughput: {ratio:.2f}x (goal >= {GOAL_RATIO}x); "
           f"cds p99 {cds['p99_ms']:.1f} ms (goal < {GOAL_P99_MS:.0f} ms)")  # fmt: skip
+    if "floor-jwt" in results:
+        floor = results["floor-jwt"]["rps"] / health["rps"] if health["rps"] else 0.0
+        print(f"bound: reading the body and verifying the {args.alg} JWT, with no check and no database, "
+              f"reaches {floor:.2f}x healthz; the service cannot exceed that")  # fmt: skip
+    for name, stats in results.items():
+        if name.startswith("cds@"):
+            print(f"open loop, {name[4:]} planned ({stats['rps']:.0f} req/s served): p50 {stats['p50_ms']:.1f} ms, "
+                  f"p99 {stats['p99_ms']:.1f} ms, {stats['errors']:.0f} errors")  # fmt: skip
     # Little's law for a closed loop: every client always has one request outstanding, so the mean
     # latency is clients / throughput whatever the server does per request.
     for name, stats in (("healthz", health), ("cds", cds)):
