@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -141,12 +140,3 @@ def _evict_oldest(entries: dict[str, Any]) -> None:
     if len(entries) >= _MAX_ENTRIES:
         oldest = min(entries, key=lambda key: entries[key][0])
         del entries[oldest]
-
-
-def forget_chart(launch_id: str) -> None:
-    """Drop a launch's cached chart and preview, here and stored (after a write that changes it)."""
-    with _lock:
-        _cache.pop(launch_id, None)
-        _previews.pop(launch_id, None)
-    with get_db().session() as session:
-        session.execute(delete(NotePreview).where(NotePreview.launch_id == launch_id))

@@ -169,19 +169,6 @@ def test_a_chart_sealed_under_another_secret_key_cannot_be_opened() -> None:
         TokenCipher("new secret").open_bytes(sealed)
 
 
-def test_forget_chart_removes_the_stored_chart(app: Flask) -> None:
-    launch, other, key = add_launch(app), add_launch(app), str(uuid.uuid4())
-    charts.remember_preview(launch, key, chart_of(400.0), now=NOW)
-    charts.remember_preview(other, key, chart_of(400.0), now=NOW)
-    assert stored(app, launch.id) is not None
-
-    charts.forget_chart(launch.id)
-
-    assert stored(app, launch.id) is None
-    assert charts.previewed_chart(launch.id, key) is None
-    assert stored(app, other.id) is not None, "other launches keep theirs"
-
-
 def test_deleting_a_launch_deletes_its_stored_chart(app: Flask) -> None:
     launch, other, key = add_launch(app), add_launch(app), str(uuid.uuid4())
     charts.remember_preview(launch, key, chart_of(400.0), now=NOW)
