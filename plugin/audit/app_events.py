@@ -30,6 +30,41 @@ def _actor(launch: Launch) -> tuple[str, str]:
     return launch.fhir_user or f"unknown-user@{launch.client_id}", role
 
 
+def entry(
+    launch: Launch,
+    action: str,
+    *,
+    result: CheckResult | None = None,
+    related: Sequence[str] = (),
+    override_code: str | None = None,
+    override_text: str | None = None,
+    detail: dict[str, object] | None = None,
+    dose_before: float | None = None,
+    dose_after: float | None = None,
+) -> AuditEntry:
+    """Return one audit entry about ``launch``'s patient (``audit`` appends it at once)."""
+    actor, role = _actor(launch)
+    if result is not None:
+        dose_before = result.current_daily_dose_ug if dose_before is None else dose_before
+        dose_after = result.proposed_daily_dose_ug if dose_after is None else dose_after
+    return AuditEntry(
+        actor=actor,
+        actor_role=role,
+        action=action,
+        patient_id=launch.patient_id,
+        iss=launch.iss,
+        dose_before_ug_per_day=dose_before,
+        dose_after_ug_per_day=dose_after,
+        verdict=result.verdict.value if result else None,
+        finding_codes=tuple(f.code for f in result.findings) if result else (),
+        override_reason_code=override_code,
+        override_reason_text=override_text,
+        related=tuple(related),
+        request_id=request_id(),
+        detail=detail or {},
+    )
+
+
 def audit(
     launch: Launch,
     action: str,
@@ -42,27 +77,11 @@ def audit(
     dose_before: float | None = None,
     dose_after: float | None = None,
 ) -> None:
-    """Append one audit record about ``launch``'s patient."""
-    actor, role = _actor(launch)
-    if result is not None:
-        dose_before = result.current_daily_dose_ug if dose_before is None else dose_before
-        dose_after = result.proposed_daily_dose_ug if dose_after is None else dose_after
+    """Append one audit record about ``launch``'s patient, in its own transaction."""
     record(
         get_db(),
-        AuditEntry(
-            actor=actor,
-            actor_role=role,
-            action=action,
-            patient_id=launch.patient_id,
-            iss=launch.iss,
-            dose_before_ug_per_day=dose_before,
-            dose_after_ug_per_day=dose_after,
-            verdict=result.verdict.value if result else None,
-            finding_codes=tuple(f.code for f in result.findings) if result else (),
-            override_reason_code=override_code,
-            override_reason_text=override_text,
-            related=tuple(related),
-            request_id=request_id(),
-            detail=detail or {},
+        entry(
+            launch, action, result=result, related=related, override_code=override_code,
+            override_text=override_text, detail=detail, dose_before=dose_before, dose_after=dose_after,
         ),
-    )
+    )  # fmt: skip

@@ -11,6 +11,10 @@ reads the last hash and inserts the next row while holding a chain-wide lock.
 
 The ``itb.audit`` logger mirrors each record for sites that ship audit events elsewhere (a SIEM); it does
 not propagate to the application log, which must never see who-did-what-to-which-patient.
+
+``audited_session`` puts a change of the app's own tables and its audit records in ONE transaction, so a
+process killed between the two cannot leave a dose change without its record (or a record of a change
+that was rolled back).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, insert, select, text
+from sqlalchemy.orm import Session
 
 from plugin.audit.models import AUDIT_TABLE, GENESIS_HASH, AuditRecord, canonical_json, compute_hash
 from plugin.db import Database, make_engine, utcnow
@@ -197,6 +202,37 @@ def chain_transaction(db: Database) -> Iterator[Connection]:
                 text("SELECT pg_advisory_xact_lock(CAST(:key AS bigint))"), {"key": CHAIN_LOCK_KEY}
             )
         yield connection
+
+
+@dataclass
+class AuditedWrite:
+    """An ORM session and the audit entries to append in the same transaction (``audited_session``)."""
+
+    session: Session
+    entries: list[AuditEntry] = field(default_factory=list)
+
+
+@contextmanager
+def audited_session(db: Database, *, now: datetime | None = None) -> Iterator[AuditedWrite]:
+    """Yield a session whose writes commit together with the audit entries added to it, or not at all.
+
+    The transaction holds the chain lock from its start (as every audit write does), so keep it short:
+    no network calls inside. On PostgreSQL take the chain lock before any other advisory lock, as this
+    does, so that two writers never wait for each other's lock the other way round.
+    """
+    with chain_transaction(db) as connection:
+        # Bound to a connection already in a transaction, the session joins it: its commit() only
+        # flushes, and the transaction commits (or rolls back) when chain_transaction ends.
+        session = Session(bind=connection, expire_on_commit=False)
+        try:
+            write = AuditedWrite(session)
+            yield write
+            session.flush()
+            rows = append_entries(connection, write.entries, now=now)
+        finally:
+            session.close()
+    for values in rows:
+        mirror_to_logger(values)
 
 
 def append_entries(

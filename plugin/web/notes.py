@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 from flask import current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from plugin.audit.app_events import audit
+from plugin.audit.app_events import audit, entry
+from plugin.audit.log import AuditEntry, audited_session
 from plugin.clinician.charts import cached_chart, chart_for_launch, previewed_chart, remember_preview
 from plugin.clinician.models import DoseChangeRecord
 from plugin.clinician.proposal_form import ProposalForm
@@ -205,9 +206,12 @@ def submit() -> ResponseReturnValue:
         require_override(post.result, post.answers)
         submit_key = _submit_key()
         capabilities = _capabilities_for_queue(post.launch)
-        with get_db().session() as session:
+        # The dose change, its outbox rows and its audit records commit together: a process killed in
+        # between cannot leave a change that the audit log does not show.
+        with audited_session(get_db(), now=post.now) as write:
+            first = write.session.get(DoseChangeRecord, submit_key) is None  # else a retried POST
             record = submit_dose_change(
-                session,
+                write.session,
                 submit_key=submit_key,
                 launch=post.launch,
                 note=note,
@@ -217,6 +221,12 @@ def submit() -> ResponseReturnValue:
                 settings=writeback_settings(),
                 now=post.now,
             )
+            if first:  # the first submission stands, and it alone is audited
+                write.entries.extend(
+                    submission_entries(
+                        post.launch, record, post.result, post.answers, from_preview=post.from_preview
+                    )
+                )
     except (SubmissionFormError, WriteBackInputError) as error:
         return render_page(post.form, status=422, form_error=str(error), answers=post.answers)
     log.info(
@@ -227,7 +237,6 @@ def submit() -> ResponseReturnValue:
             "chart": "preview copy" if post.from_preview else "ehr",
         },
     )
-    audit_submission(post.launch, record, post.result, post.answers, from_preview=post.from_preview)
     send_now(record.outbox_submission_id)
     audit_filing(post.launch, record)
     return redirect(url_for("notes.confirmation", change_id=record.id), code=303)
@@ -317,30 +326,35 @@ _NOTE_TEXTS = (
 )
 
 
-def audit_submission(
+def submission_entries(
     launch: Launch,
     record: DoseChangeRecord,
     result: CheckResult,
     answers: NoteAnswers,
     *,
     from_preview: bool = False,
-) -> None:
-    """Record the check, the proposal and any override in the audit log."""
+) -> list[AuditEntry]:
+    """Return the audit entries of a submission: the check, the proposal and any override."""
     related = [f"DoseChange/{record.id}"]
     detail: dict[str, object] | None = (
         {"chart": "the preview's copy: the EHR did not answer at submit"} if from_preview else None
     )
-    audit(launch, "check.run", result=result, related=related, detail=detail)
-    audit(launch, "dose-change.propose", result=result, related=related)
+    entries = [
+        entry(launch, "check.run", result=result, related=related, detail=detail),
+        entry(launch, "dose-change.propose", result=result, related=related),
+    ]
     if answers.override_reason:
-        audit(
-            launch,
-            "dose-change.override",
-            result=result,
-            related=related,
-            override_code=answers.override_reason,
-            override_text=answers.override_comment,
+        entries.append(
+            entry(
+                launch,
+                "dose-change.override",
+                result=result,
+                related=related,
+                override_code=answers.override_reason,
+                override_text=answers.override_comment,
+            )
         )
+    return entries
 
 
 def audit_filing(launch: Launch, record: DoseChangeRecord) -> None:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from flask import redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from plugin.audit.app_events import audit
+from plugin.audit.app_events import audit, entry
+from plugin.audit.log import audited_session
 from plugin.clinician.charts import chart_for_launch
 from plugin.clinician.models import DoseChangeRecord
 from plugin.db import get_db
@@ -169,15 +170,33 @@ def act(change_id: str, action: str) -> ResponseReturnValue:
     review = review_for(launch, record)
     try:
         capabilities = ehr_capabilities(launch) if str(launch.patient_id) == record.patient_id else {}
-        with get_db().session() as session:
+        now = datetime.now(UTC)
+        # The decision and its audit record commit together (or neither does).
+        with audited_session(get_db(), now=now) as write:
             done = decide(
-                session,
+                write.session,
                 launch=launch,
                 decision=decision,
                 review=review,
                 capabilities=capabilities,
                 settings=writeback_settings(),
-                now=datetime.now(UTC),
+                now=now,
+            )
+            write.entries.append(
+                entry(
+                    launch,
+                    AUDIT_ACTIONS[action],
+                    dose_before=record.current_dose_ug_per_day,
+                    dose_after=record.proposed_dose_ug_per_day,
+                    related=[f"DoseChange/{change_id}"],
+                    detail={
+                        "status_before": done.status_before,
+                        "status_after": done.status_after,
+                        "reason": done.reason or "",
+                        "comment": done.comment or "",
+                        "rerun_verdict": (review.rerun or {}).get("verdict", "not re-run"),
+                    },
+                )
             )
     except VerificationRefused as error:
         return refuse(launch, error, AUDIT_ACTIONS[action], change_id)
@@ -192,18 +211,4 @@ def act(change_id: str, action: str) -> ResponseReturnValue:
     log.info("dose change %s", done.status_after, extra={"event": AUDIT_ACTIONS[action]})
     if done.outbox_submission_id:
         send_now(done.outbox_submission_id)
-    audit(
-        launch,
-        AUDIT_ACTIONS[action],
-        dose_before=record.current_dose_ug_per_day,
-        dose_after=record.proposed_dose_ug_per_day,
-        related=[f"DoseChange/{change_id}"],
-        detail={
-            "status_before": done.status_before,
-            "status_after": done.status_after,
-            "reason": done.reason or "",
-            "comment": done.comment or "",
-            "rerun_verdict": (review.rerun or {}).get("verdict", "not re-run"),
-        },
-    )
     return redirect(url_for("pharmacist.change", change_id=change_id), code=303)

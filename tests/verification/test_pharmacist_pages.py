@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from plugin.audit import log as audit_log
 from plugin.clinician.models import DoseChangeRecord
 from plugin.db import Database
 from plugin.launches.models import Launch
@@ -119,6 +120,32 @@ def test_verify_redirects_to_the_verified_change_and_audits(
     assert 'data-status="verified"' in page and 'id="undo-form"' in page
     [(action, detail)] = [(a, d) for a, d in audit_actions(db, mark) if a.startswith("verification.")]
     assert action == "verification.verify" and detail["status_after"] == "verified"
+
+
+def test_a_decision_whose_audit_record_cannot_be_written_is_not_made(
+    app: Flask, client: FlaskClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    change = make_change(db)
+    launch, handle = make_launch(app)
+    mark = audit_seq(db)
+    append_entries = audit_log.append_entries
+
+    def failing_for_decisions(connection: Any, entries: Any, **kwargs: Any) -> Any:
+        if any(e.action.startswith("verification.") for e in entries):
+            raise RuntimeError("the audit write failed")  # e.g. the process dies at this point
+        return append_entries(connection, entries, **kwargs)
+
+    monkeypatch.setattr(audit_log, "append_entries", failing_for_decisions)
+    with pytest.raises(RuntimeError, match="audit write failed"):  # TESTING: the 500 reaches the test
+        post(app, client, launch, handle, change, "verify", comment="fine")
+
+    with db.session() as session:
+        stored = session.get(DoseChangeRecord, change.id)
+        assert stored is not None
+        assert (stored.status, stored.version) == ("proposed", change.version), "no decision without a record"
+    assert audit_actions(db, mark) == []
+    monkeypatch.setattr(audit_log, "append_entries", append_entries)
+    assert post(app, client, launch, handle, change, "verify", comment="fine").status_code == 303
 
 
 def test_self_verification_is_refused_clearly_and_audited(

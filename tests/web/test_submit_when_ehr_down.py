@@ -29,6 +29,7 @@ import requests
 import responses
 from sqlalchemy import delete, select, update
 
+from plugin.audit import log as audit_log
 from plugin.audit.models import AuditRecord
 from plugin.clinician import charts
 from plugin.clinician.models import DoseChangeRecord, NotePreview
@@ -296,6 +297,60 @@ def test_submitting_the_same_preview_twice_while_the_ehr_is_down_files_one_dose_
     assert run_outbox_until_settled(live, record.outbox_submission_id) == "filed"
     [note] = outbox_rows(live, record.outbox_submission_id)[:1]
     assert len(notes_in_ehr(live, note.id)) == 1
+
+
+def audit_trail(live: Live, change_id: str) -> list[str]:
+    """Return the actions the audit log records about one dose change, in chain order."""
+    with db_of(live).session() as session:
+        return [
+            r.action
+            for r in session.query(AuditRecord).order_by(AuditRecord.seq)
+            if f"DoseChange/{change_id}" in r.related
+        ]
+
+
+def test_a_submission_whose_audit_records_fail_leaves_no_dose_change_and_nothing_queued(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previewed = launch_and_preview(live)
+    rows_before = outbox_count(live)
+    append_entries = audit_log.append_entries
+
+    def failing_for_the_proposal(connection: Any, entries: Any, **kwargs: Any) -> Any:
+        if any(e.action == "dose-change.propose" for e in entries):
+            raise RuntimeError("the audit write failed")  # e.g. the process dies at this point
+        return append_entries(connection, entries, **kwargs)
+
+    monkeypatch.setattr(audit_log, "append_entries", failing_for_the_proposal)
+
+    failed = previewed.submit()
+
+    assert failed.status_code == 500 and "Traceback" not in failed.text
+    assert dose_change(live, previewed.fields["submit_key"]) is None, "no change the audit log misses"
+    assert outbox_count(live) == rows_before, "nothing queued for the EHR either"
+    assert audit_trail(live, previewed.fields["submit_key"]) == []
+    monkeypatch.setattr(audit_log, "append_entries", append_entries)
+    confirmation = previewed.submit()  # the same form again, once the fault is gone
+    assert confirmation.status_code == 200, confirmation.text[:800]
+    assert dose_change(live, previewed.fields["submit_key"]) is not None
+
+
+def test_two_submits_racing_past_the_double_click_check_are_audited_once(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previewed = launch_and_preview(live)
+    # Both requests passed the double-click check before either had committed.
+    monkeypatch.setattr(notes, "_earlier_submission", lambda launch: None)
+
+    first, second = previewed.submit(), previewed.submit()
+
+    assert first.status_code == second.status_code == 200
+    trail = audit_trail(live, previewed.fields["submit_key"])
+    assert [a for a in trail if not a.startswith("writeback.")] == [
+        "check.run",
+        "dose-change.propose",
+        "dose-change.override",
+    ], trail
 
 
 # --- (b) a slow EHR does not hold the submit -----------------------------------------------------
