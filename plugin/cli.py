@@ -35,10 +35,11 @@ def _register_optional_commands() -> None:
     from plugin.check_cli import check
     from plugin.demo import demo
     from plugin.keys_cli import keys_group
+    from plugin.launches.cli import launches_cli
     from plugin.serve import serve
     from plugin.writeback.cli import outbox_cli
 
-    for command in (audit, check, demo, keys_group, outbox_cli, serve):
+    for command in (audit, check, demo, keys_group, launches_cli, outbox_cli, serve):
         cli.add_command(command)
 
 

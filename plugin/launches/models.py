@@ -2,13 +2,14 @@
 
 Both are looked up by the SHA-256 of the secret (``state``, handle), never by the secret itself, so a
 database dump does not hand out live launches. Tokens are encrypted at rest (``crypto.TokenCipher``).
+Used and expired pending rows are deleted, and ended launches lose their tokens (``retention``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.db import Base, UTCDateTime
@@ -34,6 +35,16 @@ class Launch(Base):
     """A completed launch: the context the EHR gave and the (encrypted) tokens to act on it."""
 
     __tablename__ = "launches"
+    __table_args__ = (
+        # The launches that still hold tokens (live ones, and ended ones the outbox still needs): what
+        # the purge looks at, without reading every ended launch ever kept (retention, migration 0009).
+        Index(
+            "ix_launches_with_tokens",
+            "expires_at",
+            sqlite_where=text("tokens_enc <> ''"),
+            postgresql_where=text("tokens_enc <> ''"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     handle_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
@@ -47,7 +58,7 @@ class Launch(Base):
     smart_style_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     scope: Mapped[str] = mapped_column(Text, default="")
     context_json: Mapped[str] = mapped_column(Text, default="{}")  # fhirContext, intent, tenant
-    tokens_enc: Mapped[str] = mapped_column(Text)
+    tokens_enc: Mapped[str] = mapped_column(Text)  # "" once purged (retention.PURGED_TOKENS)
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

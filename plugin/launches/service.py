@@ -22,6 +22,7 @@ from plugin.db import get_db, rows_changed, utcnow
 from plugin.launches.base import LaunchError, LaunchExpired, cipher, registered_ehr
 from plugin.launches.crypto import sha256_hex
 from plugin.launches.models import Launch, PendingLaunch
+from plugin.launches.retention import purge_launch_state
 from plugin.launches.roles import role_from_ehr
 from plugin.launches.smart import client_registration, discovery_for, requested_scope
 from plugin.launches.tokens import tokens_payload
@@ -165,14 +166,26 @@ def finish_launch(state: str | None, code: str | None, error: str | None, now: d
             fhir_user=fhir_user,
             now=now,
         )
-        # Previewed charts (PHI) of expired launches go now, not only at the next preview.
+        # Previewed charts (PHI) of expired launches go now, not only at the next preview; so do used
+        # or expired pending authorizations and the tokens of ended launches the outbox no longer needs
+        # (after the adoption above, which may have freed some).
         purge_expired_previews(session, now)
+        purged = purge_launch_state(session, now)
     from plugin.audit.app_events import audit
 
     audit(launch, "launch.read-record", detail={"ehr": entry.name, "scope": launch.scope[:500]})
     log.info(
         "launch completed", extra={"event": "launch.complete", "ehr": entry.name, "launch_id": launch.id}
     )
+    if purged.pending_deleted or purged.launches_purged:
+        log.info(
+            "launch state purged",
+            extra={
+                "event": "launch.purge",
+                "pending_deleted": purged.pending_deleted,
+                "launches_purged": purged.launches_purged,
+            },
+        )
     return handle
 
 
@@ -196,7 +209,8 @@ def launch_for_handle(handle: str, now: datetime | None = None) -> Launch:
     now = now or utcnow()
     with get_db().session() as session:
         launch = session.query(Launch).filter_by(handle_hash=sha256_hex(handle)).one_or_none()
-    if launch is None or launch.expires_at < now or launch.relaunch_required:
+    # A purged launch (retention) has relaunch_required set and no tokens: it ends here like any other.
+    if launch is None or launch.expires_at < now or launch.relaunch_required or not launch.tokens_enc:
         raise LaunchExpired()
     return launch
 

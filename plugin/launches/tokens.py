@@ -53,7 +53,8 @@ class _TokenState:
 def _read_tokens(launch_id: str) -> tuple[Launch, _TokenState]:
     with get_db().session() as session:
         launch = session.get(Launch, launch_id)
-    if launch is None or launch.relaunch_required:
+    # A purged launch (retention) has relaunch_required set and no tokens: nothing to decrypt.
+    if launch is None or launch.relaunch_required or not launch.tokens_enc:
         raise LaunchExpired()
     data = cipher().open(launch.tokens_enc)
     return launch, _TokenState(
@@ -151,13 +152,19 @@ _FHIR_WORKERS = 16
 
 
 def fhir_client_for_launch(launch_id: str) -> FhirClient:
-    """Return the FHIR client of a launch's EHR; it always sends the launch's current token."""
+    """Return the FHIR client of a launch's EHR; it always sends the launch's current token.
+
+    Raises ``LaunchExpired`` when the launch can no longer act (its refresh failed, or its tokens were
+    purged), even when a client is cached: the outbox then parks the row until a new launch adopts it,
+    rather than failing the round when the client asks for a token.
+    """
+    launch, _ = _read_tokens(launch_id)  # a cached client of such a launch stays until evicted, unused
     with _clients_lock:
         client = _clients.get(launch_id)
         if client is not None:
             _clients.move_to_end(launch_id)
             return client
-    client = _new_client(launch_id)
+    client = _new_client(launch_id, launch.iss)
     with _clients_lock:
         _clients[launch_id] = client
         while len(_clients) > _MAX_CLIENTS:
@@ -165,9 +172,8 @@ def fhir_client_for_launch(launch_id: str) -> FhirClient:
     return client
 
 
-def _new_client(launch_id: str) -> FhirClient:
+def _new_client(launch_id: str, iss: str) -> FhirClient:
     """Build a FHIR client whose token comes from (and is refreshed in) the launch row."""
-    launch, _ = _read_tokens(launch_id)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def token_provider() -> str:
@@ -182,7 +188,7 @@ def _new_client(launch_id: str) -> FhirClient:
                 return None
 
     return FhirClient(
-        launch.iss,
+        iss,
         token_provider,
         on_unauthorized=on_unauthorized,
         timeout=(3.05, float(app.config["HTTP_TIMEOUT_SECONDS"])),
