@@ -24,6 +24,8 @@ from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from plugin.wal_checkpoint import SAFETY_NET_PAGES, WalCheckpointer
+
 
 class Base(DeclarativeBase):
     """The declarative base of every table of the app."""
@@ -72,6 +74,9 @@ def make_engine(url: str) -> Engine:
             # the single-host default; production durability against power loss is PostgreSQL's job.
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Checkpoints run on a background thread (plugin/wal_checkpoint.py), not in the commit that
+            # happens to cross 1,000 pages; a connection still checkpoints past this safety net.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
@@ -144,6 +149,10 @@ class Database:
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = _write_lock_for(self.engine)
+        self._checkpointer = _checkpointer_for(self.engine)
+        if self._checkpointer is not None:
+            self._checkpointer.start()
+            weakref.finalize(self, self._checkpointer.stop)
 
     def write_lock(self) -> AbstractContextManager[Any]:
         """Return the lock that hot writers take before a write transaction (none for PostgreSQL).
@@ -171,7 +180,9 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and stop the WAL checkpoint thread)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
 
@@ -183,6 +194,16 @@ def _write_lock_for(engine: Engine) -> HostWriteLock | threading.Lock | None:
     if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
         return threading.Lock()
     return HostWriteLock(Path(f"{url.database}.writelock"))
+
+
+def _checkpointer_for(engine: Engine) -> WalCheckpointer | None:
+    """Return a WAL checkpointer for a SQLite file, else None (in-memory SQLite, PostgreSQL)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.query.get("mode") == "memory":
+        return None
+    return WalCheckpointer(Path(url.database))
 
 
 def rows_changed(result: Any) -> int:
