@@ -17,8 +17,9 @@ clients / throughput). Goal: p99 < 50 ms and >= 0.5x the trivial endpoint's thro
 Two floor phases run between them (``--no-floor`` skips them), against endpoints only this benchmark
 adds: ``floor-body`` reads the same request and answers no cards; ``floor-jwt`` also verifies its JWT as
 the service does. They bound what any implementation of the service can reach on this machine. Then
-open-loop phases (``--rates 100,200``) send order-sign at a fixed planned rate and count each latency
-from its planned send time: the latency an EHR sees at that load, which a closed loop cannot show.
+open-loop phases (``--rates 100,200``) send order-sign at a fixed planned rate and, after a 1 s lead-in
+at that rate, count each latency from its planned send time: the latency an EHR sees at that load,
+which a closed loop cannot show.
 Loopback only; the load loops stop by themselves and the server is stopped at the end.
 """
 
@@ -67,6 +68,7 @@ CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 UCUM = "http://unitsofmeasure.org"
 GOAL_P99_MS = 50.0
 GOAL_RATIO = 0.5
+OPEN_LOOP_LEAD_IN_S = 1.0
 
 
 def wsgi_app() -> Any:
@@ -192,8 +194,9 @@ def _request_head(method: str, path: str, port: int, body: bytes | None, token: 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
-async def _connection(port: int, path: str, body: bytes | None, heads: Any, deadline: float,
-                      latencies: list[float], errors: list[int], schedule: Any = None) -> None:  # fmt: skip
+async def _connection(port: int, streams: Any, body: bytes | None, heads: Any, deadline: float,
+                      latencies: list[float], errors: list[int], schedule: Any = None,
+                      record_from: float = 0.0) -> None:  # fmt: skip
     """One keep-alive client: send prebuilt requests until the deadline (or the JWTs run out).
 
     With a ``schedule`` (open loop) each request waits for its planned send time, and its latency is
@@ -202,7 +205,7 @@ async def _connection(port: int, path: str, body: bytes | None, heads: Any, dead
     """
     import asyncio
 
-    reader, writer = await asyncio.open_connection(HOST, port)
+    reader, writer = streams
     try:
         while time.perf_counter() < deadline:
             planned = next(schedule) if schedule is not None else None
@@ -234,9 +237,10 @@ async def _connection(port: int, path: str, body: bytes | None, heads: Any, dead
                 await reader.readexactly(length)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
                 close = True
-            latencies.append(time.perf_counter() - start)
-            if status != 200:
-                errors[0] += 1
+            if start >= record_from:
+                latencies.append(time.perf_counter() - start)
+                if status != 200:
+                    errors[0] += 1
             if close:  # sync workers close after each response: reconnect
                 writer.close()
                 reader, writer = await asyncio.open_connection(HOST, port)
@@ -266,16 +270,23 @@ def _client_process(port: int, path: str, body: bytes | None, tokens: list[str],
     errors = [0]
 
     async def run() -> None:
+        # Connect first: the server accepting 25 new connections at once is not what is measured.
+        streams = await asyncio.gather(*(asyncio.open_connection(HOST, port) for _ in range(connections)))
+        await asyncio.sleep(0.2)
         started = time.perf_counter()
-        deadline = started + seconds
+        # An open-loop phase runs OPEN_LOOP_LEAD_IN_S at its rate before it records: the first ~200 ms
+        # after a switch of phase answer slowly (seen after idle pauses too, with or without the WAL
+        # checkpointer); what is measured is the steady state at that rate.
+        record_from = started + (OPEN_LOOP_LEAD_IN_S if rate else 0.0)
+        deadline = record_from + seconds
         # Open loop: this process's share of the arrivals, evenly spaced, taken by whichever connection
         # is free (a connection is a client that can have one request outstanding).
         schedule = (
             (started + offset + i / rate for i in itertools.count()) if rate else None
         )  # fmt: skip
         await asyncio.gather(
-            *(_connection(port, path, body, heads, deadline, latencies, errors, schedule)
-              for _ in range(connections))
+            *(_connection(port, pair, body, heads, deadline, latencies, errors, schedule, record_from)
+              for pair in streams)
         )  # fmt: skip
 
     asyncio.run(run())
@@ -439,7 +450,7 @@ def main() -> int:
                        ("floor-jwt", "/bench/floor/jwt", body, reusable, True)]  # fmt: skip
         open_loop: list[tuple[str, str, bytes | None, list[str], bool, float | None]] = []
         for rate in rates:
-            needed = int(rate * args.seconds * 1.1) + args.clients
+            needed = int(rate * (args.seconds + OPEN_LOOP_LEAD_IN_S) * 1.1) + args.clients
             open_loop.append((f"cds@{rate:g}/s", SERVICE, body, tokens[-needed:], False, rate))
             tokens = tokens[:-needed]
         phases.append(("cds", SERVICE, body, tokens, False))
