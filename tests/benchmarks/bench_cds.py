@@ -376,6 +376,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--no-gc-freeze", action="store_true", help="leave the workers' GC as Python sets it")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor-body and floor-jwt phases")
+    parser.add_argument("--database-url", help="the app's database (an empty PostgreSQL one, as in production); "
+                        "default: a SQLite file in a temporary instance folder")  # fmt: skip
     parser.add_argument("--rates", default="100,200",
                         help="open-loop order-sign rates (req/s) measured after the closed loop; '' for none")  # fmt: skip
     args = parser.parse_args()
@@ -414,6 +416,7 @@ def main() -> int:
         "ITB_CDS_CHART_CACHE_SECONDS": "0" if args.no_chart_cache else "60",
         "ITB_BENCH_GC_FREEZE": "0" if args.no_gc_freeze else "1",
         "ITB_BENCH_FLOOR": "0" if args.no_floor else "1",
+        **({"ITB_DATABASE_URL": args.database_url} if args.database_url else {}),
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
