@@ -238,7 +238,8 @@ def submit() -> ResponseReturnValue:
         },
     )
     send_now(record.outbox_submission_id)
-    audit_filing(post.launch, record)
+    if first:  # a retried POST that found the first submission stored tells the log nothing new
+        audit_filing(post.launch, record)
     return redirect(url_for("notes.confirmation", change_id=record.id), code=303)
 
 
