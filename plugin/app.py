@@ -78,7 +78,17 @@ def configure_security(app: Flask) -> None:
 
 def configure_views(app: Flask) -> None:
     """Register blueprints and response headers."""
-    from plugin.web import auditor, clinician, headers, health, input_guard, launch, notes, pharmacist
+    from plugin.web import (
+        auditor,
+        clinician,
+        headers,
+        health,
+        input_guard,
+        launch,
+        notes,
+        numbers,
+        pharmacist,
+    )
 
     app.register_blueprint(health.bp)
     app.register_blueprint(launch.bp)
@@ -88,6 +98,7 @@ def configure_views(app: Flask) -> None:
     app.register_blueprint(auditor.bp)
     headers.init_app(app)
     input_guard.init_app(app)
+    numbers.init_app(app)
 
 
 def configure_writeback(app: Flask) -> None:

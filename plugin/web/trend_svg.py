@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from plugin.domain.chart import Chart, Score
+from plugin.web.numbers import plain_number
 
 WIDTH, DOSE_HEIGHT, SCORE_HEIGHT = 720, 170, 110
 LEFT, RIGHT, TOP, GAP, BOTTOM = 56, 28, 14, 26, 26
@@ -146,7 +147,7 @@ def trend_rows(
     """Return the plot's content as table rows, newest first and at most ``limit``, with the full count."""
     start = now - timedelta(days=round(months * 30.44))
     rows = [
-        TrendRow(c.at, "Dose change", f"{c.to_daily_dose_ug:.0f} ug/d")
+        TrendRow(c.at, "Dose change", f"{plain_number(c.to_daily_dose_ug)} ug/d")
         for c in chart.dose_history
         if c.at >= start
     ]
@@ -156,7 +157,7 @@ def trend_rows(
         if s.effective >= start
     ]
     rows += [
-        TrendRow(r.at, "Refill", f"{r.volume_ml:.0f} mL" if r.volume_ml else "")
+        TrendRow(r.at, "Refill", f"{plain_number(r.volume_ml)} mL" if r.volume_ml else "")
         for r in chart.refills
         if r.at >= start
     ]

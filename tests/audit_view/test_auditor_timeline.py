@@ -32,7 +32,7 @@ def test_the_timeline_tells_each_change_newest_first(client: FlaskClient, db: Da
     assert response.status_code == 200
     newest, oldest = sections(response.get_data(as_text=True))
     assert 'data-change="c-new"' in newest and 'data-change="c-old"' in oldest
-    assert "400.0 ug/d &rarr; 480.0 ug/d" in oldest
+    assert "400 ug/d &rarr; 480 ug/d" in oldest
     assert f'<dd class="proposed-by">{CLINICIAN} (clinician)</dd>' in oldest
     assert "<code>dose-above-typical</code>" in oldest
     assert "<code>clinical-judgement</code>: spasms wake the patient" in oldest

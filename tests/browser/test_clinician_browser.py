@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from plugin.web.numbers import plain_number
 from tests.browser.conftest import axe_source, navigate, wait
 from tests.e2e.live import Live
 
@@ -31,7 +32,7 @@ def _propose(browser: Any, value: str, mode: str) -> str:
     field = browser.find_element(By.ID, "dose_value")
     field.clear()
     field.send_keys(value)
-    expected = f"{float(value):+.1f} %" if mode == "percent" else None
+    expected = f"{plain_number(float(value), sign=True)} %" if mode == "percent" else None
 
     def checked(driver: Any) -> str | bool:
         elements = driver.find_elements(By.ID, "verdict")
@@ -64,7 +65,7 @@ def test_clinician_checks_doses_and_files_a_note_that_reaches_the_ehr(
 
     notes_before = len(live.stored("DocumentReference"))
     _launch(browser, live, "sci-adult")
-    assert re.match(r"400\.0 ug/d", browser.find_element(By.ID, "current-dose").text)
+    assert re.fullmatch(r"400 ug/d", browser.find_element(By.ID, "current-dose").text)
     assert browser.find_elements(By.CSS_SELECTOR, "svg.trend path"), "the dose line is drawn"
     shoot("launched")
 

@@ -72,7 +72,7 @@ def test_pharmacist_verifies_a_clinicians_change_after_reviewing_the_rerun_check
     assert browser.find_element(By.ID, "submitted-verdict").get_attribute("data-verdict") == "pass"
     assert browser.find_element(By.ID, "rerun-verdict").get_attribute("data-verdict") == "pass"
     assert browser.find_element(By.ID, "no-differences")
-    assert "440.0 ug/d = 18.333 ug/h" in browser.find_element(By.ID, "calc-proposed").text
+    assert "440 ug/d = 18.333 ug/h" in browser.find_element(By.ID, "calc-proposed").text
     assert "mL/d" in browser.find_element(By.ID, "calc-ml-per-day").text
     assert browser.find_element(By.ID, "calc-agrees"), "the note's alarm date matches the recomputed one"
     assert "440 mcg/day" in browser.find_element(By.ID, "clinician-note").text

@@ -94,7 +94,7 @@ def test_a_change_of_this_chart_shows_the_rerun_the_differences_and_the_calculat
     assert 'id="rerun-verdict"' in page
     assert 'data-kind="removed" data-code="dose-above-typical"' in page
     assert 'id="calculator"' in page and "18.333 ug/h" in page  # 440 ug/d
-    assert "0.220 mL/d" in page  # 440 ug/d at 2000 ug/mL
+    assert "0.22 mL/d" in page  # 440 ug/d at 2000 ug/mL
     assert 'id="verify-form"' in page and "INTRATHECAL BACLOFEN DOSE CHANGE" in page
 
 

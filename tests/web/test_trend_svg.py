@@ -52,6 +52,19 @@ def test_the_table_alternative_lists_every_event_in_the_window_newest_first() ->
     assert not any(r.value == "300 ug/d" for r in rows), "900 days ago is outside 24 months"
 
 
+def test_the_table_shows_a_half_microgram_dose_as_it_is_and_no_trailing_zero() -> None:
+    chart = Chart(
+        patient=Patient("Patient/p"),
+        dose_history=(
+            DoseChange(NOW - timedelta(days=20), 400.0, None, "MedicationStatement/a"),
+            DoseChange(NOW - timedelta(days=10), 462.5, 400.0, "MedicationStatement/b"),
+        ),
+        refills=(Refill(NOW - timedelta(days=15), "Procedure/r1", 20.0),),
+    )
+    rows, _ = trend_rows(chart, NOW)
+    assert [r.value for r in rows] == ["462.5 ug/d", "20 mL", "400 ug/d"]
+
+
 def test_a_dense_series_is_drawn_as_a_line_and_the_table_keeps_the_newest_rows() -> None:
     dense = tuple(
         Score("mas", 2.0, "2", NOW - timedelta(hours=6 * i), f"Observation/d{i}") for i in range(600)
