@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 from flask import g, has_request_context
 
@@ -65,23 +66,18 @@ def entry(
     )
 
 
-def audit(
-    launch: Launch,
-    action: str,
-    *,
-    result: CheckResult | None = None,
-    related: Sequence[str] = (),
-    override_code: str | None = None,
-    override_text: str | None = None,
-    detail: dict[str, object] | None = None,
-    dose_before: float | None = None,
-    dose_after: float | None = None,
-) -> None:
+class EntryFields(TypedDict, total=False):
+    """``entry``'s optional keyword arguments, for the functions that pass them on."""
+
+    result: CheckResult | None
+    related: Sequence[str]
+    override_code: str | None
+    override_text: str | None
+    detail: dict[str, object] | None
+    dose_before: float | None
+    dose_after: float | None
+
+
+def audit(launch: Launch, action: str, **fields: Unpack[EntryFields]) -> None:
     """Append one audit record about ``launch``'s patient, in its own transaction."""
-    record(
-        get_db(),
-        entry(
-            launch, action, result=result, related=related, override_code=override_code,
-            override_text=override_text, detail=detail, dose_before=dose_before, dose_after=dose_after,
-        ),
-    )  # fmt: skip
+    record(get_db(), entry(launch, action, **fields))
