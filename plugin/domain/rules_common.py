@@ -147,10 +147,25 @@ def child_words(ctx: CheckContext) -> str:
     return f"children under {ctx.rules.child_age_below_years}"
 
 
+def plain_number(value: float | None, places: int = 1, *, sign: bool = False) -> str:
+    """Return ``value`` rounded to ``places`` decimals without trailing zeros ('' for None).
+
+    ISMP's error-prone notations: a trailing zero ("400.0") is read as ten times the number when the
+    point is missed, a naked decimal (".5") as five; so 400, 16.67, 0.5, and never "-0".
+    """
+    if value is None:
+        return ""
+    text = f"{float(value):+.{places}f}" if sign else f"{float(value):.{places}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", "+0"):
+        text = "+0" if sign else "0"
+    return text
+
+
 def fmt_number(value: float) -> str:
     """Format a number with at most one decimal and no trailing zero: 520, 462.5."""
-    text = f"{value:.1f}"
-    return text[:-2] if text.endswith(".0") else text
+    return plain_number(value)
 
 
 def fmt_ug_per_day(value: float) -> str:

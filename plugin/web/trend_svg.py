@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from html import escape
 
 from plugin.domain.chart import Chart, Score
-from plugin.web.numbers import plain_number
+from plugin.domain.rules_common import plain_number
 
 WIDTH, DOSE_HEIGHT, SCORE_HEIGHT = 720, 170, 110
 LEFT, RIGHT, TOP, GAP, BOTTOM = 56, 28, 14, 26, 26
