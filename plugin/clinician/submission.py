@@ -137,11 +137,12 @@ def submit_dose_change(
     capabilities: Mapping[str, Any],
     settings: WriteBackSettings,
     now: datetime,
-) -> DoseChangeRecord:
-    """Queue the note and check for the EHR and record the dose change, once per submit key."""
+) -> tuple[DoseChangeRecord, bool]:
+    """Queue the note and check for the EHR and record the dose change, once per submit key; return the
+    record and whether this call created it."""
     existing = session.get(DoseChangeRecord, submit_key)
     if existing is not None:
-        return existing  # a double click or a retried POST: the first submission stands
+        return existing, False  # a double click or a retried POST: the first submission stands
     context = WriteContext(launch.iss, str(launch.patient_id), launch.fhir_user, launch.encounter_id, now)
     resources = build_submission(note, context=context, settings=settings)
     submission_id = enqueue_submission(
@@ -175,4 +176,4 @@ def submit_dose_change(
     )
     session.add(record)
     on_dose_change_submitted(session, record, note)  # older proposals of this patient are superseded
-    return record
+    return record, True

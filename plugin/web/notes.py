@@ -209,8 +209,7 @@ def submit() -> ResponseReturnValue:
         # The dose change, its outbox rows and its audit records commit together: a process killed in
         # between cannot leave a change that the audit log does not show.
         with audited_session(get_db(), now=post.now) as write:
-            first = write.session.get(DoseChangeRecord, submit_key) is None  # else a retried POST
-            record = submit_dose_change(
+            record, first = submit_dose_change(
                 write.session,
                 submit_key=submit_key,
                 launch=post.launch,
@@ -221,7 +220,7 @@ def submit() -> ResponseReturnValue:
                 settings=writeback_settings(),
                 now=post.now,
             )
-            if first:  # the first submission stands, and it alone is audited
+            if first:  # not a retried POST: the first submission stands, and it alone is audited
                 write.entries.extend(
                     submission_entries(
                         post.launch, record, post.result, post.answers, from_preview=post.from_preview
