@@ -10,7 +10,6 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from plugin.clinician.models import purge_expired_previews
 from plugin.db import get_db, utcnow
 from plugin.launches.retention import launches_kept_for_outbox, purge_launch_state
 
@@ -23,10 +22,9 @@ def purge_command() -> None:
     """Purge what ended launches leave behind (see docs/security.md, "Retention")."""
     now = utcnow()
     with get_db().session() as session:
-        previews = purge_expired_previews(session, now)
         counts = purge_launch_state(session, now)
         kept = launches_kept_for_outbox(session, now)
     click.echo(f"pending authorizations deleted: {counts.pending_deleted}")
     click.echo(f"ended launches whose tokens were purged: {counts.launches_purged}")
-    click.echo(f"previewed charts deleted: {previews}")
+    click.echo(f"previewed charts deleted: {counts.previews_deleted}")
     click.echo(f"ended launches keeping their tokens for unsettled outbox rows: {kept}")

@@ -17,6 +17,8 @@
   use its tokens again: they go at once. A launch in the middle of a refresh (an unexpired refresh
   lease) is left for the next purge.
 
+* The previewed charts of expired launches (``note_previews``) go in the same purge.
+
 The purge runs at every completed launch (``service.finish_launch``) and from ``itb launches purge``
 (for instances that may sit idle); time is explicit (``now``), and the grace defaults to the app's
 ``LAUNCH_TTL_SECONDS``.
@@ -31,6 +33,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
+from plugin.clinician.models import purge_expired_previews
 from plugin.db import rows_changed
 from plugin.launches.models import Launch, PendingLaunch
 from plugin.writeback.models import OutboxItem, OutboxStatus
@@ -47,6 +50,7 @@ class PurgeCounts:
 
     pending_deleted: int
     launches_purged: int
+    previews_deleted: int
 
 
 def default_grace() -> timedelta:
@@ -66,7 +70,9 @@ def _outbox_needs_it() -> ColumnElement[bool]:
 
 
 def purge_launch_state(session: Session, now: datetime, grace: timedelta | None = None) -> PurgeCounts:
-    """Delete used and expired pending authorizations and purge the tokens of ended launches."""
+    """Delete used and expired pending authorizations and the previewed charts of expired launches, and
+    purge the tokens of ended launches."""
+    previews = purge_expired_previews(session, now)
     cutoff = now - (default_grace() if grace is None else grace)
     pending = session.execute(
         delete(PendingLaunch).where(
@@ -91,7 +97,11 @@ def purge_launch_state(session: Session, now: datetime, grace: timedelta | None 
         )
         .execution_options(synchronize_session=False)
     )
-    return PurgeCounts(pending_deleted=rows_changed(pending), launches_purged=rows_changed(launches))
+    return PurgeCounts(
+        pending_deleted=rows_changed(pending),
+        launches_purged=rows_changed(launches),
+        previews_deleted=previews,
+    )
 
 
 def launches_kept_for_outbox(session: Session, now: datetime, grace: timedelta | None = None) -> int:

@@ -17,7 +17,6 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import update
 
-from plugin.clinician.models import purge_expired_previews
 from plugin.db import get_db, rows_changed, utcnow
 from plugin.launches.base import LaunchError, LaunchExpired, cipher, registered_ehr
 from plugin.launches.crypto import sha256_hex
@@ -169,7 +168,6 @@ def finish_launch(state: str | None, code: str | None, error: str | None, now: d
         # Previewed charts (PHI) of expired launches go now, not only at the next preview; so do used
         # or expired pending authorizations and the tokens of ended launches the outbox no longer needs
         # (after the adoption above, which may have freed some).
-        purge_expired_previews(session, now)
         purged = purge_launch_state(session, now)
     from plugin.audit.app_events import audit
 
